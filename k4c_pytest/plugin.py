@@ -1,0 +1,293 @@
+"""The k4c pytest plugin: options, the ``control`` marker, fixtures, outcomes and reports.
+
+Loaded through the ``pytest11`` entry point, so an installed k4c works in any pytest run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k4c_pytest import __version__, controls
+from k4c_pytest.catalog import BENCHMARKS
+from k4c_pytest.evidence import DEFAULT_MAX_ROWS, Evidence
+from k4c_pytest.outcomes import ERROR, FAIL, MANUAL, NA, PASS, DataUnavailable, ManualCheck
+from k4c_pytest.run import Run, RUN_KEY
+from k4c_pytest.settings import INI, Settings
+
+CONTROL_KEY = pytest.StashKey[controls.Control]()
+EVIDENCE_KEY = pytest.StashKey[Evidence]()
+PHASES_KEY = pytest.StashKey[dict]()
+REGISTRY_KEY = pytest.StashKey[dict]()
+
+_FIXTURE_LAYERS = {"cluster": "cluster", "aws": "cloud", "image": "container", "code": "code", "host": "cluster"}
+
+
+# -- options and configuration --------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("k4c", "k4c compliance controls")
+    group.addoption("--k4c-cluster", metavar="CONTEXT", default=None,
+                    help="kubeconfig context of the cluster to check, or 'in-cluster' for the pod's "
+                         "service account (default: none, cluster controls are N/A)")
+    group.addoption("--k4c-kubeconfig", metavar="PATH", default=None,
+                    help="kubeconfig file for --k4c-cluster (default: $KUBECONFIG or ~/.kube/config)")
+    group.addoption("--k4c-snapshot", metavar="PATH", default=None,
+                    help="check a snapshot written by 'k4c collect' instead of a live cluster (default: none)")
+    group.addoption("--k4c-manifests", metavar="DIR", default=None,
+                    help="check the Kubernetes manifests (YAML/JSON) below DIR, before deploy (default: none)")
+    group.addoption("--k4c-benchmark", metavar="ID", action="append", default=[],
+                    help="run only controls mapped to this benchmark, e.g. cis-k8s-1.10; repeatable "
+                         f"(default: all controls; known: {', '.join(sorted(BENCHMARKS))})")
+    group.addoption("--k4c-json", metavar="PATH", default=None,
+                    help="write the JSON results (schema in docs/results-schema.md) to PATH (default: none)")
+    group.addoption("--k4c-page-size", metavar="N", type=int, default=500,
+                    help="objects per LIST page when reading a live cluster (default: 500)")
+    group.addoption("--k4c-max-evidence-rows", metavar="N", type=int, default=DEFAULT_MAX_ROWS,
+                    help=f"rows kept per evidence table; the total is always recorded (default: {DEFAULT_MAX_ROWS})")
+    for name, (help_text, default) in INI.items():
+        parser.addini(name, help=f"{help_text} (default: {' '.join(default)})", type="args", default=default)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", controls.MARKER_SIGNATURE)
+    for layer in controls.LAYERS:
+        config.addinivalue_line("markers", f"{layer}: a k4c control of the {layer} layer (added by k4c)")
+    for severity in controls.SEVERITIES:
+        config.addinivalue_line("markers", f"{severity}: a k4c control of {severity} severity (added by k4c)")
+    config.stash[REGISTRY_KEY] = {}
+    if config.option.help:
+        return
+    run = Run.from_config(config)  # raises pytest.UsageError on a bad option
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(RunHooks(run, config), "k4c-run")
+    if config.pluginmanager.hasplugin("html"):
+        from k4c_pytest.report import html
+
+        config.pluginmanager.register(html.HtmlHooks(run), "k4c-html")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return []
+    return [f"k4c {__version__}: {run.target_line()}"]
+
+
+# -- the control marker, checked at collection ----------------------------------------------
+
+def _location(obj: Any, collector: pytest.Collector) -> str:
+    try:
+        line = inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        line = getattr(getattr(obj, "__code__", None), "co_firstlineno", 0)
+    return f"{collector.path}:{line}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: Any):
+    result = yield
+    if result is None or not inspect.isfunction(obj):
+        return result
+    marks = [m for m in getattr(obj, "pytestmark", []) if m.name == "control"]
+    marks += [m for m in getattr(collector.obj, "pytestmark", []) if m.name == "control"] if collector.obj else []
+    if not marks:
+        return result
+    where = _location(obj, collector)
+    if len(marks) > 1:
+        raise collector.CollectError(f"{where}: {name} has {len(marks)} control markers; a test is one control")
+    try:
+        control = controls.parse(marks[0].args, marks[0].kwargs)
+    except controls.ControlError as exc:
+        raise collector.CollectError(f"{where}: {exc}") from None
+    registry = collector.config.stash[REGISTRY_KEY]
+    key = (str(collector.path), obj.__qualname__)
+    seen = registry.get(control.id)
+    if seen is not None and seen[0] != key:
+        raise collector.CollectError(f"{where}: duplicate control id {control.id}, already used at {seen[1]}")
+    registry[control.id] = (key, where)
+    return result
+
+
+def _layer(item: pytest.Item, control: controls.Control) -> str:
+    if control.layer:
+        return control.layer
+    parts = Path(str(item.path)).parts
+    for i, part in enumerate(parts[:-1]):
+        if part == "suites" and parts[i + 1] in controls.LAYERS:
+            return parts[i + 1]
+    for fixture in getattr(item, "fixturenames", ()):
+        if fixture in _FIXTURE_LAYERS:
+            return _FIXTURE_LAYERS[fixture]
+    return "other"
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    used_benchmarks: set[str] = set()
+    for item in items:
+        mark = item.get_closest_marker("control")
+        if mark is None:
+            continue
+        control = controls.parse(mark.args, mark.kwargs)  # validated at collection already
+        item.stash[CONTROL_KEY] = control
+        layer = _layer(item, control)
+        item.stash[PHASES_KEY] = {"layer": layer}
+        item.add_marker(layer)
+        item.add_marker(control.severity)
+        item.user_properties.append(("k4c_control", control.id))
+        used_benchmarks.update(control.benchmarks)
+    wanted = config.getoption("k4c_benchmark")
+    if not wanted:
+        return
+    unknown = [b for b in wanted if b not in BENCHMARKS and b not in used_benchmarks]
+    if unknown:
+        raise pytest.UsageError(
+            f"--k4c-benchmark: unknown benchmark {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(set(BENCHMARKS) | used_benchmarks))})")
+    keep, drop = [], []
+    for item in items:
+        control = item.stash.get(CONTROL_KEY, None)
+        (keep if control is not None and set(control.benchmarks) & set(wanted) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+    if run is not None:
+        run.benchmarks = list(wanted)
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def k4c_settings(pytestconfig: pytest.Config) -> Settings:
+    """What counts as a system namespace, an allowed cluster-admin subject, and so on (ini options)."""
+    return Settings.from_config(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def cluster(pytestconfig: pytest.Config):
+    """The cluster under test, read-only (:class:`k4c_pytest.sources.cluster.ClusterSource`).
+
+    Live (``--k4c-cluster``), a snapshot (``--k4c-snapshot``) or manifests (``--k4c-manifests``).
+    Each kind is read once per session. A control using it is N/A when no cluster was given.
+    """
+    __tracebackhide__ = True
+    return pytestconfig.stash[RUN_KEY].cluster_source()
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """Where a control records what it found: ``evidence.table(title, rows)``, ``.note(text)``, ``.attach(name, data)``."""
+    ev = request.node.stash.get(EVIDENCE_KEY, None)
+    if ev is None:
+        ev = Evidence(max_rows=request.config.getoption("k4c_max_evidence_rows"))
+        request.node.stash[EVIDENCE_KEY] = ev
+    return ev
+
+
+# -- outcomes --------------------------------------------------------------------------------
+
+_RANK = {PASS: 0, NA: 1, MANUAL: 2, FAIL: 3, ERROR: 4}
+
+
+def _phase_outcome(report: pytest.TestReport, excinfo) -> tuple[str, str]:
+    """The k4c outcome of one phase of a control, and its reason."""
+    if report.passed:
+        return PASS, ""
+    if report.skipped:
+        exc = excinfo.value if excinfo is not None else None
+        if hasattr(report, "wasxfail"):
+            return FAIL, str(report.wasxfail)
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(exc or "")
+        if reason.startswith("Skipped: "):
+            reason = reason[len("Skipped: "):]
+        if isinstance(exc, ManualCheck) or reason.startswith("MANUAL: "):
+            return MANUAL, reason.removeprefix("MANUAL: ")
+        return NA, reason.removeprefix("N/A: ")
+    exc = excinfo.value if excinfo is not None else None
+    if isinstance(exc, DataUnavailable):
+        return ERROR, f"could not read {exc.source}: {exc.reason}"
+    if report.when == "call" and isinstance(exc, AssertionError):
+        message = str(exc).split("\nassert ")[0].strip() or "assertion failed"
+        return FAIL, message
+    if exc is not None:
+        where = "the control" if report.when == "call" else f"{report.when}"
+        return ERROR, f"{where} raised {type(exc).__name__}: {exc}".strip()
+    return ERROR, "failed"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    control = item.stash.get(CONTROL_KEY, None)
+    if control is None:
+        return report
+    state = item.stash[PHASES_KEY]
+    outcome, reason = _phase_outcome(report, call.excinfo)
+    if call.when == "call" or outcome != PASS:
+        previous = state.get("outcome")
+        if previous is None or _RANK[outcome] > _RANK[previous]:
+            state["outcome"], state["reason"] = outcome, reason
+    state.setdefault("started", call.start)
+    state["stopped"] = call.stop
+    report.k4c_outcome = outcome
+    if report.when == "teardown":
+        run = item.config.stash[RUN_KEY]
+        ev = item.stash.get(EVIDENCE_KEY, None)
+        record = run.record(item, control, state, ev)
+        report.k4c = record
+        report.k4c_coverage = run.local_coverage()
+        if item.config.pluginmanager.hasplugin("html"):
+            from k4c_pytest.report import html
+
+            report.extras = getattr(report, "extras", []) + [html.evidence_extra(record)]
+    return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    outcome = getattr(report, "k4c_outcome", None)
+    if outcome is None:
+        return None
+    if report.when == "call" and report.failed and outcome == ERROR:
+        return "error", "E", ("ERROR", {"red": True})
+    if report.skipped and outcome == MANUAL:
+        return "manual", "M", ("MANUAL", {"yellow": True})
+    if report.skipped and outcome == NA:
+        return "skipped", "s", ("N/A", {"yellow": True})
+    return None
+
+
+class RunHooks:
+    """Hooks that need the run: gathering records (also those xdist workers send), the JSON
+    results and the terminal summary. Registered as a plugin object so no module state is used."""
+
+    def __init__(self, run: Run, config: pytest.Config):
+        self.run = run
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "k4c", None)
+        if record is not None and report.when == "teardown":
+            self.run.add_record(record, getattr(report, "k4c_coverage", None))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.is_worker:
+            self.run.finish(int(exitstatus))
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        if self.is_worker or not self.run.records:
+            return
+        from k4c_pytest.report.terminal import write_summary
+
+        write_summary(terminalreporter, self.run)

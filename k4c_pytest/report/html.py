@@ -1,0 +1,54 @@
+"""k4c in the pytest-html report: a control and outcome column, a summary, and each control's evidence.
+
+Everything is rendered through Jinja2 with autoescaping on, so a resource named
+``<script>...`` shows as text. pytest-html's own filters count an ERROR among "Failed" (pytest
+reports it from the call phase); the Outcome column and the summary say ERROR.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from k4c_pytest.outcomes import ALL
+
+_env = Environment(loader=PackageLoader("k4c_pytest.report", "."), autoescape=select_autoescape(default=True),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+def render_evidence(record: dict[str, Any]) -> str:
+    return _env.get_template("evidence.html").render(r=record)
+
+
+def evidence_extra(record: dict[str, Any]) -> dict[str, Any]:
+    from pytest_html import extras
+
+    return extras.html(render_evidence(record))
+
+
+class HtmlHooks:
+    """pytest-html hooks, registered only when pytest-html is active."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def pytest_html_report_title(self, report) -> None:
+        report.title = "k4c compliance evidence"
+
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells.insert(1, '<th class="sortable" data-column-type="control">Control</th>')
+        cells.insert(2, '<th data-column-type="k4c-outcome">Outcome</th>')
+
+    def pytest_html_results_table_row(self, report, cells: list[str]) -> None:
+        record = getattr(report, "k4c", None)
+        control_id = record["id"] if record else ""
+        outcome = getattr(report, "k4c_outcome", "") if record is None else record["outcome"]
+        cells.insert(1, f'<td class="col-control">{escape(control_id)}</td>')
+        cells.insert(2, f'<td class="col-k4c-outcome k4c-{escape(outcome.replace("/", "").lower())}">{escape(outcome)}</td>')
+
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str], session) -> None:
+        prefix.append(_env.get_template("summary.html").render(
+            target=self.run.target_line(), totals=self.run.totals(), by_layer=self.run.by_layer(),
+            outcomes=ALL, coverage=self.run.coverage))

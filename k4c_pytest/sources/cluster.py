@@ -1,0 +1,178 @@
+"""The cluster source: one read-only view of a Kubernetes cluster, whatever the backend.
+
+Backends (live API, snapshot file, manifests folder) each know how to fetch one kind. This
+facade asks each backend for a kind at most once per session, caches the (already redacted)
+items or the failure, and records coverage: what was listed, forbidden, failed or not served.
+A failure is cached too, so a forbidden kind costs one request however many controls need it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from k4c_pytest.outcomes import DataUnavailable, KindNotServed
+from k4c_pytest.sources import kinds as _kinds
+from k4c_pytest.sources.kinds import Kind
+
+LISTED, FORBIDDEN, FAILED, NOT_SERVED, NOT_COLLECTED = "listed", "forbidden", "failed", "not served", "not collected"
+
+
+class Backend(Protocol):
+    #: "live", "snapshot" or "manifests"
+    mode: str
+
+    def describe(self) -> dict[str, Any]:
+        """What is targeted: context and server, snapshot path, or manifests folder."""
+
+    def server_version(self) -> str | None:
+        """The Kubernetes version of the target, if known."""
+
+    def fetch(self, kind: Kind) -> list[dict]:
+        """All objects of a kind, redacted, each with ``apiVersion`` and ``kind`` set.
+
+        Raises DataUnavailable (with ``status`` set to FORBIDDEN or FAILED when the backend
+        knows) or KindNotServed."""
+
+
+@dataclass
+class KindCoverage:
+    status: str
+    count: int = 0
+    reason: str = ""
+    requests: int = 0
+    seconds: float = 0.0
+    collected_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"status": self.status, "count": self.count, "requests": self.requests,
+             "seconds": round(self.seconds, 3)}
+        if self.reason:
+            d["reason"] = self.reason
+        if self.collected_at:
+            d["collected_at"] = self.collected_at
+        return d
+
+
+class ClusterSource:
+    """What a control sees of a cluster: plain dicts, read once per session.
+
+    Use :meth:`list` for any kind, or the helpers (:meth:`namespaces`, :meth:`pods`,
+    :meth:`workloads`, :meth:`bindings`, ...). Every method raises
+    :class:`~k4c_pytest.DataUnavailable` when the data could not be read completely, which
+    ends the control as ERROR, and :class:`~k4c_pytest.KindNotServed` when the cluster does
+    not serve the kind, which ends it as N/A.
+    """
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self._items: dict[str, list[dict]] = {}
+        self._errors: dict[str, BaseException] = {}
+        self.coverage: dict[str, KindCoverage] = {}
+        self._derived: dict[str, Any] = {}
+
+    # -- raw access ----------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return self.backend.mode
+
+    def describe(self) -> dict[str, Any]:
+        return self.backend.describe()
+
+    @property
+    def server_version(self) -> str | None:
+        return self.backend.server_version()
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict]:
+        """All objects of ``kind`` (``"Pod"`` or ``"apps/v1/deployments"``), optionally of one namespace."""
+        __tracebackhide__ = True
+        items = self._load(_kinds.resolve(kind))
+        if namespace is None:
+            return items
+        return [o for o in items if o.get("metadata", {}).get("namespace") == namespace]
+
+    def _load(self, kind: Kind) -> list[dict]:
+        __tracebackhide__ = True
+        key = kind.key
+        cached = self._items.get(key)
+        if cached is not None:
+            return cached
+        if key in self._errors:
+            raise self._errors[key]
+        started = time.perf_counter()
+        requests_before = getattr(self.backend, "requests", 0)
+        try:
+            items = self.backend.fetch(kind)
+        except KindNotServed as exc:
+            self._errors[key] = exc
+            self.coverage[key] = KindCoverage(NOT_SERVED, reason=exc.reason,
+                                              requests=getattr(self.backend, "requests", 0) - requests_before)
+            raise
+        except DataUnavailable as exc:
+            self._errors[key] = exc
+            status = getattr(exc, "status", FAILED)
+            self.coverage[key] = KindCoverage(status, reason=exc.reason,
+                                              requests=getattr(self.backend, "requests", 0) - requests_before,
+                                              seconds=time.perf_counter() - started)
+            raise
+        self._items[key] = items
+        self.coverage[key] = KindCoverage(
+            LISTED, count=len(items), requests=getattr(self.backend, "requests", 0) - requests_before,
+            seconds=time.perf_counter() - started,
+            collected_at=getattr(self.backend, "collected_at", lambda k: None)(kind))
+        return items
+
+    def coverage_report(self) -> dict[str, dict[str, Any]]:
+        return {key: cov.as_dict() for key, cov in sorted(self.coverage.items())}
+
+    def _memo(self, name: str, build):
+        # Derived views (workloads, resolved bindings) are built once per session too.
+        if name not in self._derived:
+            self._derived[name] = build()
+        return self._derived[name]
+
+    # -- helpers the suites use ----------------------------------------------------------
+
+    def namespaces(self) -> list[dict]:
+        """All Namespace objects."""
+        __tracebackhide__ = True
+        return self.list("Namespace")
+
+    def namespace_names(self) -> list[str]:
+        __tracebackhide__ = True
+        return [ns["metadata"]["name"] for ns in self.namespaces()]
+
+    def pods(self, namespace: str | None = None) -> list[dict]:
+        """All Pod objects, optionally of one namespace."""
+        __tracebackhide__ = True
+        return self.list("Pod", namespace)
+
+    def service_accounts(self, namespace: str | None = None) -> list[dict]:
+        __tracebackhide__ = True
+        return self.list("ServiceAccount", namespace)
+
+    def network_policies(self, namespace: str | None = None) -> list[dict]:
+        __tracebackhide__ = True
+        return self.list("NetworkPolicy", namespace)
+
+    def workloads(self) -> list["Workload"]:
+        """Every pod template in the cluster, once: bare Pods, and the top-level owner of
+        controlled Pods (a Deployment, not its ReplicaSet and Pods). See :mod:`k4c_pytest.workloads`."""
+        __tracebackhide__ = True
+        from k4c_pytest import workloads
+
+        return self._memo("workloads", lambda: workloads.collect(self))
+
+    def bindings(self) -> list["Binding"]:
+        """Every RoleBinding and ClusterRoleBinding, with its role's rules resolved. See :mod:`k4c_pytest.rbac`."""
+        __tracebackhide__ = True
+        from k4c_pytest import rbac
+
+        return self._memo("bindings", lambda: rbac.resolve_bindings(self))
+
+
+# Imported for type names in docstrings and annotations only.
+from k4c_pytest.rbac import Binding  # noqa: E402
+from k4c_pytest.workloads import Workload  # noqa: E402

@@ -1,0 +1,86 @@
+"""The Kubernetes resource kinds k4c reads, and how each one is addressed.
+
+A kind is named by its key ``group/version/plural`` (``v1/pods`` for the core group), the
+same key the snapshot format and the coverage record use. Controls may also name a kind by
+its ``Kind`` (``ClusterRoleBinding``) when that is unambiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}/{self.version}/{self.plural}" if self.group else f"{self.version}/{self.plural}"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_path(self) -> str:
+        """The path that lists this kind across all namespaces."""
+        prefix = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        return f"{prefix}/{self.plural}"
+
+
+# Every kind the bundled suites read; `k4c collect` captures exactly these.
+KNOWN_KINDS: tuple[Kind, ...] = (
+    Kind("", "v1", "namespaces", "Namespace", False),
+    Kind("", "v1", "nodes", "Node", False),
+    Kind("", "v1", "pods", "Pod", True),
+    Kind("", "v1", "serviceaccounts", "ServiceAccount", True),
+    Kind("", "v1", "services", "Service", True),
+    Kind("", "v1", "configmaps", "ConfigMap", True),
+    Kind("", "v1", "secrets", "Secret", True),
+    Kind("", "v1", "replicationcontrollers", "ReplicationController", True),
+    Kind("apps", "v1", "deployments", "Deployment", True),
+    Kind("apps", "v1", "replicasets", "ReplicaSet", True),
+    Kind("apps", "v1", "statefulsets", "StatefulSet", True),
+    Kind("apps", "v1", "daemonsets", "DaemonSet", True),
+    Kind("batch", "v1", "jobs", "Job", True),
+    Kind("batch", "v1", "cronjobs", "CronJob", True),
+    Kind("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    Kind("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    Kind("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True),
+)
+
+_BY_KEY = {k.key: k for k in KNOWN_KINDS}
+_BY_KIND = {k.kind: k for k in KNOWN_KINDS}
+_BY_API_KIND = {(k.api_version, k.kind): k for k in KNOWN_KINDS}
+
+WORKLOAD_KINDS = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController")
+
+
+def resolve(name: str) -> Kind:
+    """Look a kind up by key (``apps/v1/deployments``) or by Kind (``Deployment``).
+
+    Any other ``group/version/plural`` key is accepted too, so a custom control can read a
+    custom resource the bundled suites do not know.
+    """
+    if name in _BY_KEY:
+        return _BY_KEY[name]
+    if name in _BY_KIND:
+        return _BY_KIND[name]
+    parts = name.split("/")
+    if len(parts) == 3 and all(parts):
+        return Kind(parts[0], parts[1], parts[2], parts[2], True)
+    if len(parts) == 2 and all(parts):
+        return Kind("", parts[0], parts[1], parts[1], True)
+    raise ValueError(f"unknown resource kind {name!r}: name a Kind such as 'Pod' or a key such as 'apps/v1/deployments'")
+
+
+def for_object(obj: dict) -> Kind | None:
+    """The kind of a manifest object, from its apiVersion and kind, if k4c knows it."""
+    return _BY_API_KIND.get((obj.get("apiVersion", ""), obj.get("kind", "")))

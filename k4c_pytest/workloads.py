@@ -1,0 +1,133 @@
+"""Pod templates of every workload kind, de-duplicated by owner.
+
+A Deployment's ReplicaSets and Pods run the Deployment's template, so a control reports the
+Deployment once rather than the same finding on every replica. A Pod or ReplicaSet whose
+controlling owner is not in the data (an operator's own kind, or a manifests folder) stands
+for itself: it is the only template k4c has for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+from k4c_pytest.outcomes import KindNotServed
+
+if TYPE_CHECKING:
+    from k4c_pytest.sources.cluster import ClusterSource
+
+CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+
+# kind -> path from the object to its pod template's {metadata, spec}
+_TEMPLATE_PATHS = {
+    "Pod": (),
+    "Deployment": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+# The order matters only for the report: owners first.
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet",
+                  "ReplicationController", "Pod")
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """One pod template: a bare Pod or the top-level controller of its Pods."""
+
+    kind: str
+    namespace: str
+    name: str
+    obj: dict
+    pod_metadata: dict
+    pod_spec: dict
+    #: the path from the object to the pod spec, for evidence ("spec.template.spec")
+    spec_path: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
+    def __repr__(self) -> str:
+        # Short, so an assertion message lists offenders rather than whole objects.
+        return f"<{self.ref}>"
+
+    def containers(self) -> Iterator[tuple[str, int, dict]]:
+        """Every container of the pod, init and ephemeral ones included: ``(field, index, container)``."""
+        return containers(self.pod_spec)
+
+    def row(self, **extra) -> dict:
+        """An evidence row naming this workload."""
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name, **extra}
+
+
+def containers(pod_spec: dict) -> Iterator[tuple[str, int, dict]]:
+    """Every container of a pod spec: ``(field, index, container)`` for init, regular and ephemeral containers."""
+    for field in CONTAINER_FIELDS:
+        for i, c in enumerate(pod_spec.get(field) or ()):
+            if isinstance(c, dict):
+                yield field, i, c
+
+
+def template_of(kind: str, obj: dict) -> tuple[dict, dict, str] | None:
+    """``(pod_metadata, pod_spec, spec_path)`` of a workload object, or None if it has no template."""
+    path = _TEMPLATE_PATHS.get(kind)
+    if path is None:
+        return None
+    node = obj
+    for step in path:
+        node = node.get(step) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    if not isinstance(node, dict):
+        return None
+    spec = node.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    meta = node.get("metadata") if path else node.get("metadata")
+    return (meta if isinstance(meta, dict) else {}), spec, ".".join((*path, "spec"))
+
+
+def _controller(obj: dict) -> dict | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def collect(source: "ClusterSource") -> list[Workload]:
+    """All workloads of a cluster source, each pod template once."""
+    objects: dict[str, list[dict]] = {}
+    for kind in WORKLOAD_KINDS:
+        try:
+            objects[kind] = source.list(kind)
+        except KindNotServed:
+            # A cluster that does not serve a workload kind has none of it.
+            objects[kind] = []
+    uids = set()
+    names = set()
+    for kind, items in objects.items():
+        for o in items:
+            meta = o.get("metadata", {})
+            if meta.get("uid"):
+                uids.add(meta["uid"])
+            names.add((kind, meta.get("namespace", ""), meta.get("name")))
+
+    result: list[Workload] = []
+    for kind in WORKLOAD_KINDS:
+        for o in objects[kind]:
+            meta = o.get("metadata", {})
+            ns = meta.get("namespace", "") or ""
+            owner = _controller(o)
+            if owner is not None:
+                if owner.get("uid") in uids or (owner.get("kind"), ns, owner.get("name")) in names:
+                    continue
+            tpl = template_of(kind, o)
+            if tpl is None:
+                continue
+            pod_meta, pod_spec, path = tpl
+            result.append(Workload(kind, ns, meta.get("name", ""), o, pod_meta, pod_spec, path))
+    return result

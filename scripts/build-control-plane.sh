@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver and etcd from their Go modules with the local Go toolchain.
+# Binaries land in $K4C_CACHE/control-plane/<k8s-version>/ and a second run is a no-op.
+# The versions are pinned so tests and the Pod Security fixtures agree on one release.
+set -euo pipefail
+
+K8S_VERSION="${K4C_K8S_VERSION:-v1.37.2}"
+CACHE="${K4C_CACHE:-$HOME/.cache/k4c}"
+OUT="$CACHE/control-plane/$K8S_VERSION"
+
+if [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/etcd" ]; then
+  echo "control plane $K8S_VERSION: cached in $OUT"
+  exit 0
+fi
+if ! command -v go >/dev/null 2>&1; then
+  echo "error: Go is needed to build kube-apiserver and etcd (https://go.dev/doc/install); 'go' is not on PATH" >&2
+  exit 1
+fi
+
+# A module's toolchain line must never trigger a toolchain download: it cannot succeed offline.
+export GOTOOLCHAIN=local CGO_ENABLED=0
+work="$CACHE/control-plane/build-$K8S_VERSION"
+rm -rf "$work"; mkdir -p "$work/apiserver" "$work/etcd" "$OUT.tmp"
+
+echo "control plane $K8S_VERSION: resolving modules"
+gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+patch=$(echo "$K8S_VERSION" | cut -d. -f3)
+staging_version="v0.$minor.$patch"
+etcd_version=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2; exit}' "$gomod")
+goline=$(awk '$1=="go"{print $2; exit}' "$gomod")
+
+# The release's go.mod replaces its staging modules with ./staging paths, which do not apply
+# to a module that depends on it: point each at its published v0.X.Y instead.
+{
+  echo "module k4c.local/apiserver"
+  echo
+  echo "go $goline"
+  echo
+  echo "require k8s.io/kubernetes $K8S_VERSION"
+  echo
+  grep -oE '^\s*k8s.io/[a-z0-9-]+ => ./staging/src/k8s.io/[a-z0-9-]+' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
+} > "$work/apiserver/go.mod"
+cat > "$work/apiserver/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+GO
+
+cat > "$work/etcd/go.mod" <<GOMOD
+module k4c.local/etcd
+
+go $goline
+
+require go.etcd.io/etcd/server/v3 $etcd_version
+GOMOD
+cat > "$work/etcd/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+
+echo "control plane $K8S_VERSION: building etcd $etcd_version"
+(cd "$work/etcd" && go mod tidy -e >/dev/null 2>&1 || true; cd "$work/etcd" && go get "go.etcd.io/etcd/server/v3@$etcd_version" && \
+  go build -trimpath -o "$OUT.tmp/etcd" go.etcd.io/etcd/server/v3)
+
+echo "control plane $K8S_VERSION: building kube-apiserver (a cold build takes many minutes on 2 cores)"
+ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+(cd "$work/apiserver" && go get "k8s.io/kubernetes@$K8S_VERSION" && go mod tidy -e >/dev/null 2>&1 || true)
+(cd "$work/apiserver" && go build -trimpath -ldflags "$ldflags" -o "$OUT.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+
+rm -rf "$OUT"; mv "$OUT.tmp" "$OUT"; rm -rf "$work"
+echo "control plane $K8S_VERSION: built into $OUT"
