@@ -1,1 +1,252 @@
-def main(): pass
+"""The ``k4c`` command: run the bundled suites, collect a snapshot, or try the demo.
+
+``k4c run`` is ``pytest`` on the installed suites with the matching ``--k4c-*`` options, so
+everything a pytest run can do (``-k``, ``-x``, ``-n 4``, ``--junitxml``) follows ``--``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Sequence
+
+from k4c_pytest import __version__
+
+EXIT_HELP = """\
+exit status: 0 every control passed (or the command succeeded), 1 a control failed or
+errored (or the command failed), 2 bad usage, 3 internal error, 4 pytest usage error,
+5 no control selected."""
+
+COLLECT_HELP = """\
+Every kind k4c reads is listed once (paged) and written, redacted, to the snapshot: Secret
+and ConfigMap values, env values and last-applied annotations never reach the file.
+A kind that cannot be read (403, timeout) is recorded with its reason and the collection
+goes on; the command still exits 0 but warns. A snapshot with unread kinds makes the
+controls that depend on them ERROR when it is evaluated, never PASS.
+Evaluate a snapshot with: k4c run --snapshot FILE (or pytest --k4c-snapshot=FILE)."""
+
+
+# -- the bundled suites ---------------------------------------------------------------------
+
+def suites_root() -> Path:
+    """The folder of the installed suites package ``k4c_pytest.suites``."""
+    import k4c_pytest.suites
+
+    return Path(next(iter(k4c_pytest.suites.__path__)))
+
+
+def available_suites() -> list[str]:
+    """The bundled suites (one per 4C layer that has controls): sub-folders holding test files."""
+    root = suites_root()
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(("_", ".")) and any(p.glob("test_*.py")))
+
+
+def suite_paths(names: Sequence[str] | None) -> list[str]:
+    names = list(dict.fromkeys(names)) if names else available_suites()
+    return [str(suites_root() / name) for name in names]
+
+
+def run_pytest(args: list[str]) -> int:
+    """Run pytest in this process and return its exit status as an int."""
+    import pytest
+
+    # pytest writes its cache next to the rootdir, which may be the installed package.
+    return int(pytest.main(["-p", "no:cacheprovider", *args]))
+
+
+def pytest_target_args(ns: argparse.Namespace) -> list[str]:
+    args: list[str] = []
+    if ns.cluster:
+        args.append(f"--k4c-cluster={ns.cluster}")
+    if ns.kubeconfig:
+        args.append(f"--k4c-kubeconfig={ns.kubeconfig}")
+    if ns.snapshot:
+        args.append(f"--k4c-snapshot={ns.snapshot}")
+    if ns.manifests:
+        args.append(f"--k4c-manifests={ns.manifests}")
+    return args
+
+
+# -- commands --------------------------------------------------------------------------------
+
+def cmd_run(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
+    if ns.snapshot and not Path(ns.snapshot).is_file():
+        parser.error(f"--snapshot: {ns.snapshot}: no such file (write one with 'k4c collect')")
+    if ns.manifests and not Path(ns.manifests).is_dir():
+        parser.error(f"--manifests: {ns.manifests}: not a folder")
+    if ns.kubeconfig and not Path(ns.kubeconfig).is_file():
+        parser.error(f"--kubeconfig: {ns.kubeconfig}: no such file")
+    if ns.kubeconfig and (ns.snapshot or ns.manifests):
+        parser.error("--kubeconfig: only goes with --cluster")
+    for flag, value in (("--json", ns.json), ("--html", ns.html)):
+        if value and not Path(value).resolve().parent.is_dir():
+            parser.error(f"{flag}: folder {Path(value).parent} does not exist")
+    args = [*suite_paths(ns.suite), *pytest_target_args(ns)]
+    args += [f"--k4c-benchmark={b}" for b in ns.benchmark]
+    if ns.json:
+        args.append(f"--k4c-json={ns.json}")
+    if ns.html:
+        args += [f"--html={ns.html}", "--self-contained-html"]
+    return run_pytest([*args, *extra])
+
+
+def _demo_live(base: list[str]) -> int:
+    from k4c_pytest import demo
+    from k4c_pytest.testing.controlplane import ControlPlane, ControlPlaneError, ControlPlaneUnavailable
+
+    workdir = Path(tempfile.mkdtemp(prefix="k4c-demo-"))
+    cp = ControlPlane(workdir)
+    try:
+        print("starting a kube-apiserver and etcd on 127.0.0.1 ...", file=sys.stderr, flush=True)
+        try:
+            cp.start()
+        except ControlPlaneUnavailable as exc:
+            print(f"k4c demo: error: --live needs the control plane binaries: {exc}", file=sys.stderr)
+            return 1
+        except ControlPlaneError as exc:
+            print(f"k4c demo: error: the control plane did not start: {exc}", file=sys.stderr)
+            return 1
+        demo.seed(cp.api())
+        print(f"seeded the demo objects into {cp.url}", file=sys.stderr, flush=True)
+        return run_pytest([*base, "--k4c-cluster=k4c-admin", f"--k4c-kubeconfig={cp.kubeconfig}"])
+    finally:
+        cp.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def cmd_demo(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
+    from k4c_pytest import demo
+
+    out = Path(ns.out)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out: {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--out: cannot create {out}: {exc.strerror}")
+    report, results = out / "report.html", out / "results.json"
+    results.unlink(missing_ok=True)
+    base = [*suite_paths(None), f"--k4c-json={results}", f"--html={report}", "--self-contained-html",
+            "-q", *extra]
+    with ExitStack() as stack:
+        if ns.live:
+            status = _demo_live(base)
+        else:
+            try:
+                snapshot = stack.enter_context(demo.snapshot_path())
+            except FileNotFoundError as exc:
+                print(f"k4c demo: error: {exc}", file=sys.stderr)
+                return 1
+            status = run_pytest([*base, f"--k4c-snapshot={snapshot}"])
+    # FAILs are the point of the demo; only a run that could not complete is an error.
+    if status not in (0, 1) or not results.is_file():
+        print(f"k4c demo: error: the run did not complete (pytest exit status {status}, see above)",
+              file=sys.stderr)
+        return status or 1
+    totals = json.loads(results.read_text())["totals"]
+    print("k4c demo: " + ", ".join(f"{n} {outcome}" for outcome, n in totals.items()))
+    print(f"HTML evidence report: {report.resolve()}")
+    print(f"JSON results:         {results.resolve()}")
+    return 0
+
+
+def cmd_collect(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
+    from k4c_pytest.collect import run_collect
+
+    if extra:
+        parser.error(f"unexpected arguments after --: {' '.join(extra)}")
+    if ns.page_size < 1:
+        parser.error(f"--page-size: must be at least 1, got {ns.page_size}")
+    return run_collect(ns.cluster, ns.kubeconfig, ns.output, page_size=ns.page_size)
+
+
+# -- argument parsing ------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="k4c", description="Kubernetes compliance-as-code: run k4c's controls (pytest tests) "
+                                "and keep the evidence.", epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"k4c {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    try:
+        suites = available_suites()
+    except (ImportError, OSError):
+        suites = []
+    run = sub.add_parser(
+        "run", help="run the bundled controls against a cluster, a snapshot or manifests",
+        description="Run the bundled suites through pytest. Arguments after -- go to pytest "
+                    "unchanged (e.g. -- -k rbac -x).", epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    target = run.add_mutually_exclusive_group()
+    target.add_argument("--cluster", metavar="CTX",
+                        help="kubeconfig context of a live cluster, or 'in-cluster' (read-only)")
+    target.add_argument("--snapshot", metavar="PATH", help="a snapshot written by 'k4c collect'")
+    target.add_argument("--manifests", metavar="DIR", help="a folder of Kubernetes YAML/JSON manifests")
+    run.add_argument("--kubeconfig", metavar="PATH",
+                     help="kubeconfig for --cluster (default: $KUBECONFIG or ~/.kube/config)")
+    run.add_argument("--benchmark", metavar="ID", action="append", default=[],
+                     help="only controls mapped to this benchmark (e.g. cis-k8s-1.10); repeatable")
+    run.add_argument("--suite", action="append", default=[], choices=suites or None,
+                     help=f"run only this suite; repeatable (default: all: {', '.join(suites) or 'none'})")
+    run.add_argument("--html", metavar="PATH", help="write a self-contained HTML evidence report")
+    run.add_argument("--json", metavar="PATH", help="write the JSON results")
+    run.set_defaults(func=cmd_run, subparser=run)
+
+    collect = sub.add_parser(
+        "collect", help="capture a live cluster into a snapshot file (read-only, redacted)",
+        description="Capture a live cluster into a snapshot file.", epilog=COLLECT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    collect.add_argument("--cluster", metavar="CTX", required=True,
+                         help="kubeconfig context to read, or 'in-cluster' for the pod's service account")
+    collect.add_argument("--kubeconfig", metavar="PATH",
+                         help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    collect.add_argument("-o", "--output", metavar="FILE", required=True,
+                         help="snapshot file to write; gzip-compressed when it ends in .gz")
+    collect.add_argument("--page-size", metavar="N", type=int, default=500,
+                         help="objects per LIST page (default: 500)")
+    collect.set_defaults(func=cmd_collect, subparser=collect)
+
+    demo = sub.add_parser(
+        "demo", help="run every bundled control on a bundled demo cluster (no cluster needed)",
+        description="Run every bundled suite on the bundled demo snapshot (no network) and write an "
+                    "HTML evidence report and JSON results. The demo cluster holds deliberately "
+                    "compliant and non-compliant objects, so expect both PASS and FAIL.")
+    demo.add_argument("--out", metavar="DIR", default="k4c-demo",
+                      help="folder for report.html and results.json (default: ./k4c-demo)")
+    demo.add_argument("--live", action="store_true",
+                      help="start a real kube-apiserver and etcd (built by scripts/build-control-plane.sh), "
+                           "seed the demo objects and check it live instead of the snapshot")
+    demo.set_defaults(func=cmd_demo, subparser=demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``k4c`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first "--" belongs to pytest, unparsed.
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if not getattr(ns, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return ns.func(ns, ns.subparser, extra)
+    except KeyboardInterrupt:
+        print("k4c: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -39,6 +39,17 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
+def _redacted(data: Any) -> Any:
+    """A redacted copy of attached data: an object, a list of objects or a ``*List`` of them."""
+    if _is_object(data):
+        return redact(copy.deepcopy(data))
+    if isinstance(data, (list, tuple)):
+        return [_redacted(v) for v in data]
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        return {**data, "items": [_redacted(v) for v in data["items"]]}
+    return data
+
+
 def _row(value: Any) -> dict[str, Any]:
     if _is_object(value):
         return _object_ref(value)
@@ -81,9 +92,9 @@ class Evidence:
         self.items.append({"type": "note", "text": str(text)})
 
     def attach(self, name: str, data: Any) -> None:
-        """Attach data (text, bytes or JSON-able data; a Kubernetes object is redacted first)."""
-        if _is_object(data):
-            data = redact(copy.deepcopy(data))
+        """Attach data: text, bytes or JSON-able data. Kubernetes objects (alone, in a list or in a
+        ``*List``) are redacted first; the control's copy is left untouched."""
+        data = _redacted(data)
         if isinstance(data, bytes):
             text = data.decode("utf-8", "replace")
         elif isinstance(data, str):

@@ -2,15 +2,18 @@
 
 A source raises :class:`DataUnavailable` when it could not read what a control needs; the
 plugin turns it into an ERROR, never a PASS. :class:`KindNotServed` and :func:`manual` are
-pytest skips with a reason, reported as N/A and MANUAL.
+pytest skips with a reason, reported as N/A and MANUAL. An xfail (how a waiver is applied) is
+reported as WAIVED with its justification.
 """
 
 from __future__ import annotations
 
 import pytest
 
-PASS, FAIL, ERROR, NA, MANUAL = "PASS", "FAIL", "ERROR", "N/A", "MANUAL"
-ALL = (PASS, FAIL, ERROR, NA, MANUAL)
+PASS, FAIL, ERROR, NA, MANUAL, WAIVED = "PASS", "FAIL", "ERROR", "N/A", "MANUAL", "WAIVED"
+ALL = (PASS, FAIL, ERROR, NA, MANUAL, WAIVED)
+#: When a control's phases end differently, the worst one is the control's outcome.
+RANK = {PASS: 0, NA: 1, MANUAL: 2, WAIVED: 3, FAIL: 4, ERROR: 5}
 
 _Skipped = pytest.skip.Exception
 
@@ -57,3 +60,47 @@ def manual(reason: str) -> None:
     """End the calling control as MANUAL: a person has to check and attest it."""
     __tracebackhide__ = True
     raise ManualCheck(reason)
+
+
+def _skip_reason(report: pytest.TestReport, exc: BaseException | None) -> str:
+    if isinstance(exc, (NotApplicable, ManualCheck)):
+        return exc.reason
+    reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(exc or "")
+    return reason.removeprefix("Skipped: ")
+
+
+def phase_outcome(report: pytest.TestReport, exc: BaseException | None) -> tuple[str, str]:
+    """The k4c outcome of one phase (setup, call, teardown) of a control, and its reason.
+
+    ``exc`` is the exception the phase raised, if any. Unreadable data is an ERROR even under
+    an xfail: a waiver covers a finding, never data k4c could not read.
+    """
+    if isinstance(exc, DataUnavailable):
+        return ERROR, f"could not read {exc.source}: {exc.reason}"
+    if hasattr(report, "wasxfail"):
+        if report.skipped:
+            return WAIVED, str(report.wasxfail) or "expected to fail (xfail)"
+        if report.failed:  # xfail(strict=True) that passed
+            return FAIL, f"XPASS(strict): {report.wasxfail}"
+        return PASS, ""
+    if report.passed:
+        return PASS, ""
+    if report.skipped:
+        reason = _skip_reason(report, exc)
+        if isinstance(exc, ManualCheck) or reason.startswith("MANUAL: "):
+            return MANUAL, reason.removeprefix("MANUAL: ")
+        return NA, reason.removeprefix("N/A: ")
+    if report.when == "call" and isinstance(exc, (AssertionError, pytest.fail.Exception)):
+        # Keep the control's own message, not pytest's rewritten comparison below it.
+        message = str(exc).split("\nassert ")[0].strip()
+        return FAIL, message.removeprefix("Failed: ") or "assertion failed"
+    if exc is not None:
+        where = "the control" if report.when == "call" else report.when
+        return ERROR, f"{where} raised {type(exc).__name__}: {exc}".strip().removesuffix(":")
+    return ERROR, f"{report.when} failed"
+
+
+
+# Shown in reports under the name users import them by (``k4c_pytest.DataUnavailable``).
+for _cls in (DataUnavailable, NotApplicable, KindNotServed):
+    _cls.__module__ = "k4c_pytest"

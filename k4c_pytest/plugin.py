@@ -15,7 +15,8 @@ import pytest
 from k4c_pytest import __version__, controls
 from k4c_pytest.catalog import BENCHMARKS
 from k4c_pytest.evidence import DEFAULT_MAX_ROWS, Evidence
-from k4c_pytest.outcomes import ERROR, FAIL, MANUAL, NA, PASS, DataUnavailable, ManualCheck
+from k4c_pytest.outcomes import (ERROR, MANUAL, NA, PASS, RANK, WAIVED, DataUnavailable, ManualCheck, NotApplicable,
+                                 phase_outcome)
 from k4c_pytest.run import Run, RUN_KEY
 from k4c_pytest.settings import INI, Settings
 
@@ -65,7 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run = Run.from_config(config)  # raises pytest.UsageError on a bad option
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(RunHooks(run, config), "k4c-run")
-    if config.pluginmanager.hasplugin("html"):
+    if config.getoption("htmlpath", None):
         from k4c_pytest.report import html
 
         config.pluginmanager.register(html.HtmlHooks(run), "k4c-html")
@@ -87,11 +88,47 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 # -- the control marker, checked at collection ----------------------------------------------
 
 def _location(obj: Any, collector: pytest.Collector) -> str:
+    """``path:line`` of a test function's first decorator, relative to the rootdir when inside it."""
+    code = getattr(inspect.unwrap(obj), "__code__", None)
+    path = Path(str(collector.path))
     try:
-        line = inspect.getsourcelines(obj)[1]
-    except (OSError, TypeError):
-        line = getattr(getattr(obj, "__code__", None), "co_firstlineno", 0)
-    return f"{collector.path}:{line}"
+        path = path.relative_to(collector.config.rootpath)
+    except ValueError:
+        pass
+    return f"{path}:{code.co_firstlineno if code else 0}"
+
+
+class _MalformedControl(pytest.Collector):
+    """Stands for a test whose control marker is wrong: collecting it is an error naming file:line.
+
+    One per test, so every malformed marker in a file is reported, not only the first."""
+
+    def __init__(self, *, message: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.message = message
+
+    def collect(self):
+        raise self.CollectError(self.message)
+
+
+def _control_error(collector: pytest.Collector, name: str, obj: Any) -> str | None:
+    """What is wrong with a test's control marker, or None (also for a test that is no control)."""
+    # The function's own marks, then its class's and module's (iter_markers walks up the tree).
+    marks = [m for m in getattr(obj, "pytestmark", []) if m.name == "control"]
+    marks += list(collector.iter_markers("control"))
+    if not marks:
+        return None
+    where = _location(obj, collector)
+    if len(marks) > 1:
+        return f"{where}: {name} has {len(marks)} control markers; a test is one control"
+    try:
+        control = controls.parse(marks[0].args, marks[0].kwargs)
+    except controls.ControlError as exc:
+        return f"{where}: {exc}"
+    seen = collector.config.stash[REGISTRY_KEY].setdefault(control.id, where)
+    if seen != where:
+        return f"{where}: duplicate control id {control.id}, already used at {seen}"
+    return None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -99,24 +136,10 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: Any):
     result = yield
     if result is None or not inspect.isfunction(obj):
         return result
-    marks = [m for m in getattr(obj, "pytestmark", []) if m.name == "control"]
-    marks += [m for m in getattr(collector.obj, "pytestmark", []) if m.name == "control"] if collector.obj else []
-    if not marks:
+    error = _control_error(collector, name, obj)
+    if error is None:
         return result
-    where = _location(obj, collector)
-    if len(marks) > 1:
-        raise collector.CollectError(f"{where}: {name} has {len(marks)} control markers; a test is one control")
-    try:
-        control = controls.parse(marks[0].args, marks[0].kwargs)
-    except controls.ControlError as exc:
-        raise collector.CollectError(f"{where}: {exc}") from None
-    registry = collector.config.stash[REGISTRY_KEY]
-    key = (str(collector.path), obj.__qualname__)
-    seen = registry.get(control.id)
-    if seen is not None and seen[0] != key:
-        raise collector.CollectError(f"{where}: duplicate control id {control.id}, already used at {seen[1]}")
-    registry[control.id] = (key, where)
-    return result
+    return _MalformedControl.from_parent(collector, name=name, message=error)
 
 
 def _layer(item: pytest.Item, control: controls.Control) -> str:
@@ -132,18 +155,29 @@ def _layer(item: pytest.Item, control: controls.Control) -> str:
     return "other"
 
 
+def _unknown_benchmark(config: pytest.Config, message: str) -> None:
+    if not hasattr(config, "workerinput"):
+        raise pytest.UsageError(message)
+    # An xdist worker cannot end the run with a UsageError (the controller sees a crash);
+    # a failed collection report reaches the controller and stops the run cleanly.
+    config.hook.pytest_collectreport(report=pytest.CollectReport("", "failed", message, []))
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    run = config.stash.get(RUN_KEY, None)
     used_benchmarks: set[str] = set()
     for item in items:
         mark = item.get_closest_marker("control")
         if mark is None:
             continue
-        control = controls.parse(mark.args, mark.kwargs)  # validated at collection already
+        try:
+            control = controls.parse(mark.args, mark.kwargs)
+        except controls.ControlError as exc:  # a marker given through pytest.param(marks=...)
+            raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
         item.stash[CONTROL_KEY] = control
         layer = _layer(item, control)
         item.stash[PHASES_KEY] = {"layer": layer}
-        item.add_marker(layer)
+        if layer in controls.LAYERS:
+            item.add_marker(layer)
         item.add_marker(control.severity)
         item.user_properties.append(("k4c_control", control.id))
         used_benchmarks.update(control.benchmarks)
@@ -152,9 +186,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     unknown = [b for b in wanted if b not in BENCHMARKS and b not in used_benchmarks]
     if unknown:
-        raise pytest.UsageError(
-            f"--k4c-benchmark: unknown benchmark {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(set(BENCHMARKS) | used_benchmarks))})")
+        known = ", ".join(sorted(set(BENCHMARKS) | used_benchmarks))
+        _unknown_benchmark(config, f"--k4c-benchmark: unknown benchmark {', '.join(unknown)} (known: {known})")
+        config.hook.pytest_deselected(items=list(items))
+        items[:] = []
+        return
     keep, drop = [], []
     for item in items:
         control = item.stash.get(CONTROL_KEY, None)
@@ -162,8 +198,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-    if run is not None:
-        run.benchmarks = list(wanted)
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -197,60 +231,72 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 # -- outcomes --------------------------------------------------------------------------------
 
-_RANK = {PASS: 0, NA: 1, MANUAL: 2, FAIL: 3, ERROR: 4}
+_PACKAGE = Path(__file__).resolve().parent
 
 
-def _phase_outcome(report: pytest.TestReport, excinfo) -> tuple[str, str]:
-    """The k4c outcome of one phase of a control, and its reason."""
-    if report.passed:
-        return PASS, ""
-    if report.skipped:
-        exc = excinfo.value if excinfo is not None else None
-        if hasattr(report, "wasxfail"):
-            return FAIL, str(report.wasxfail)
-        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(exc or "")
-        if reason.startswith("Skipped: "):
-            reason = reason[len("Skipped: "):]
-        if isinstance(exc, ManualCheck) or reason.startswith("MANUAL: "):
-            return MANUAL, reason.removeprefix("MANUAL: ")
-        return NA, reason.removeprefix("N/A: ")
-    exc = excinfo.value if excinfo is not None else None
-    if isinstance(exc, DataUnavailable):
-        return ERROR, f"could not read {exc.source}: {exc.reason}"
-    if report.when == "call" and isinstance(exc, AssertionError):
-        message = str(exc).split("\nassert ")[0].strip() or "assertion failed"
-        return FAIL, message
-    if exc is not None:
-        where = "the control" if report.when == "call" else f"{report.when}"
-        return ERROR, f"{where} raised {type(exc).__name__}: {exc}".strip()
-    return ERROR, "failed"
+def _is_internal(tb) -> bool:
+    """A frame of k4c's own code (the bundled suites excepted: they are controls)."""
+    path = Path(tb.tb_frame.f_code.co_filename)
+    return path.is_relative_to(_PACKAGE) and not path.is_relative_to(_PACKAGE / "suites")
+
+
+def _is_user(tb) -> bool:
+    parts = Path(tb.tb_frame.f_code.co_filename).parts
+    return not _is_internal(tb) and "_pytest" not in parts and "pluggy" not in parts
+
+
+def _cut_at_k4c(excinfo: pytest.ExceptionInfo) -> None:
+    """End the traceback of a DataUnavailable at the control's (or its fixture's) line that asked
+    for the data: how k4c's sources got to the failure is no help to whoever reads the report.
+
+    Sources cache a failure and raise it again for every control that needs the kind, so the
+    chain also holds the frames of the first control that met it; cutting removes them too."""
+    tb = excinfo.tb
+    while tb is not None and tb.tb_next is not None:
+        if _is_user(tb) and _is_internal(tb.tb_next):
+            tb.tb_next = None
+            excinfo.traceback = type(excinfo.traceback)(excinfo.tb)
+            return
+        tb = tb.tb_next
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    if call.excinfo is not None and isinstance(call.excinfo.value, DataUnavailable) \
+            and not item.config.getoption("fulltrace", False):
+        _cut_at_k4c(call.excinfo)
     report = yield
     control = item.stash.get(CONTROL_KEY, None)
     if control is None:
         return report
+    exc = call.excinfo.value if call.excinfo is not None else None
+    outcome, reason = phase_outcome(report, exc)
+    if outcome == ERROR and report.skipped:
+        # An xfail must not hide data k4c could not read: the run fails.
+        report.outcome = "failed"
+        del report.wasxfail
+    elif report.skipped and isinstance(exc, (NotApplicable, ManualCheck)):
+        # Point at the control, with the reason alone, rather than at the k4c line that raised.
+        path, line = item.reportinfo()[:2]
+        report.longrepr = (os.fspath(path), (line or 0) + 1, reason)
     state = item.stash[PHASES_KEY]
-    outcome, reason = _phase_outcome(report, call.excinfo)
     if call.when == "call" or outcome != PASS:
         previous = state.get("outcome")
-        if previous is None or _RANK[outcome] > _RANK[previous]:
+        if previous is None or RANK[outcome] > RANK[previous]:
             state["outcome"], state["reason"] = outcome, reason
     state.setdefault("started", call.start)
     state["stopped"] = call.stop
+    report.k4c_control = control.id
     report.k4c_outcome = outcome
     if report.when == "teardown":
         run = item.config.stash[RUN_KEY]
-        ev = item.stash.get(EVIDENCE_KEY, None)
-        record = run.record(item, control, state, ev)
+        record = run.record(item, control, state, item.stash.get(EVIDENCE_KEY, None))
         report.k4c = record
         report.k4c_coverage = run.local_coverage()
-        if item.config.pluginmanager.hasplugin("html"):
+        if item.config.getoption("htmlpath", None):
             from k4c_pytest.report import html
 
-            report.extras = getattr(report, "extras", []) + [html.evidence_extra(record)]
+            report.extras = [*getattr(report, "extras", []), html.evidence_extra(record)]
     return report
 
 
@@ -264,6 +310,8 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
         return "manual", "M", ("MANUAL", {"yellow": True})
     if report.skipped and outcome == NA:
         return "skipped", "s", ("N/A", {"yellow": True})
+    if report.skipped and outcome == WAIVED:
+        return "xfailed", "x", ("WAIVED", {"yellow": True})
     return None
 
 

@@ -1,26 +1,75 @@
 """RBAC resolved: bindings with their role's rules, subjects, and what a rule grants.
 
 Kubernetes RBAC is additive: a subject can do what any rule of any role bound to it allows.
-The controls therefore look at bindings (who gets what), not at unbound roles.
+The controls therefore look at bindings (who gets what), not at unbound roles, except for
+the wildcard control, which is about how roles are written.
+
+Rule matching follows the API server's own authorizer (``k8s.io/kubernetes/pkg/apis/rbac/v1``
+``VerbMatches``/``APIGroupMatches``/``ResourceMatches``): ``*`` matches everything, ``*/scale``
+matches the ``scale`` subresource of every resource, and nothing else is a pattern (a rule on
+``pods/*`` grants nothing on ``pods/exec``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from k4c_pytest.outcomes import KindNotServed
+from k4c_pytest.outcomes import DataUnavailable
 
 if TYPE_CHECKING:
     from k4c_pytest.sources.cluster import ClusterSource
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+BOOTSTRAP_LABEL = ("kubernetes.io/bootstrapping", "rbac-defaults")
+
 # Groups every user or every service account belongs to: binding them is never "system only".
 BROAD_GROUPS = frozenset({"system:authenticated", "system:unauthenticated", "system:serviceaccounts"})
 ANONYMOUS = frozenset({"system:anonymous", "system:unauthenticated"})
+_SA_USER_PREFIX = "system:serviceaccount:"
+_SA_GROUP_PREFIX = "system:serviceaccounts:"
+
+# Rules of built-in ClusterRoles that are stable across Kubernetes versions, used only when a
+# manifests folder binds one without defining it (the cluster it is deployed to has it).
+BUILTIN_CLUSTER_ROLE_RULES: dict[str, tuple[dict, ...]] = {
+    "cluster-admin": (
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+        {"nonResourceURLs": ["*"], "verbs": ["*"]},
+    ),
+}
+
+# The wildcard rules the API server's bootstrap policy (Kubernetes v1.37) gives its own
+# ClusterRoles, by role name. See is_bootstrap_wildcard() for why both the name and the rule
+# are checked, not just the bootstrapping label.
+BOOTSTRAP_WILDCARD_RULES: dict[str, tuple[dict, ...]] = {
+    "cluster-admin": BUILTIN_CLUSTER_ROLE_RULES["cluster-admin"],
+    "system:controller:disruption-controller": (
+        {"apiGroups": ["*"], "resources": ["*/scale"], "verbs": ["get"]},),
+    "system:controller:generic-garbage-collector": (
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["delete", "get", "list", "patch", "update", "watch"]},),
+    "system:controller:horizontal-pod-autoscaler": (
+        {"apiGroups": ["*"], "resources": ["*/scale"], "verbs": ["get", "update"]},
+        {"apiGroups": ["custom.metrics.k8s.io"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["external.metrics.k8s.io"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+    ),
+    "system:controller:namespace-controller": (
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["delete", "deletecollection", "get", "list", "watch"]},),
+    "system:controller:resourcequota-controller": (
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["list", "watch"]},),
+    "system:controller:storage-version-migrator-controller": (
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["list", "patch"]},),
+    "system:kube-controller-manager": (
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["list", "watch"]},),
+    "system:kubelet-api-admin": (
+        {"apiGroups": [""], "resources": ["nodes/configz", "nodes/healthz", "nodes/log", "nodes/metrics",
+                                          "nodes/pods", "nodes/proxy", "nodes/stats"], "verbs": ["*"]},),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Subject:
+    """Who a binding grants to: a User, a Group or a ServiceAccount (with its namespace)."""
+
     kind: str  # User, Group, ServiceAccount
     name: str
     namespace: str = ""
@@ -30,16 +79,29 @@ class Subject:
             return f"ServiceAccount {self.namespace}/{self.name}"
         return f"{self.kind} {self.name}"
 
+    @property
+    def key(self) -> str:
+        """The subject as the k4c settings write it: ``Group:system:masters``, ``ServiceAccount:ns/name``."""
+        if self.kind == "ServiceAccount":
+            return f"ServiceAccount:{self.namespace}/{self.name}"
+        return f"{self.kind}:{self.name}"
+
     def is_system(self, system_namespaces: Iterable[str]) -> bool:
         """A component of Kubernetes itself: ``system:`` users and groups (except the groups
-        every identity belongs to) and service accounts of system namespaces."""
+        every identity belongs to, and service-account identities of other namespaces) and
+        service accounts of system namespaces."""
+        system_namespaces = set(system_namespaces)
         if self.kind == "ServiceAccount":
-            return self.namespace in set(system_namespaces)
+            return self.namespace in system_namespaces
         if self.name in BROAD_GROUPS or self.name in ANONYMOUS:
             return False
-        if self.kind == "Group" and self.name.startswith("system:serviceaccounts:"):
-            return self.name.split(":", 2)[2] in set(system_namespaces)
-        return self.name.startswith("system:")
+        # A service account can also be named as a User (system:serviceaccount:ns:name) or
+        # through its namespace's group; the system: prefix alone would exempt any namespace.
+        if self.kind == "User" and self.name.startswith(_SA_USER_PREFIX):
+            return self.name[len(_SA_USER_PREFIX):].split(":", 1)[0] in system_namespaces
+        if self.kind == "Group" and self.name.startswith(_SA_GROUP_PREFIX):
+            return self.name[len(_SA_GROUP_PREFIX):] in system_namespaces
+        return self.kind in ("User", "Group") and self.name.startswith("system:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +115,12 @@ class Binding:
     role_name: str
     subjects: tuple[Subject, ...]
     rules: tuple[dict, ...]
-    #: False when the referenced role does not exist (the binding grants nothing yet)
+    #: False when the referenced role is not in the data
     role_found: bool
     obj: dict
+    #: False when what the role grants is unknown: a manifests folder binds a role it does not
+    #: define (a live cluster or a snapshot without the role means it grants nothing)
+    rules_known: bool = True
 
     @property
     def ref(self) -> str:
@@ -69,11 +134,16 @@ class Binding:
         return f"{self.role_kind}/{self.role_name}"
 
     def is_default(self) -> bool:
-        """Created by the API server itself (its bootstrap policy)."""
-        labels = self.obj.get("metadata", {}).get("labels") or {}
-        return labels.get("kubernetes.io/bootstrapping") == "rbac-defaults"
+        """Labelled as created by the API server's bootstrap policy (anyone able to write
+        bindings can set that label too, so never exempt on it alone)."""
+        return has_bootstrap_label(self.obj)
+
+    def grants(self, verb: str, resource: str, group: str = "") -> bool:
+        """Whether the bound role allows ``verb`` on ``resource`` of API ``group`` (see :func:`grants`)."""
+        return grants(self.rules, verb, resource, group)
 
     def row(self, subject: Subject | None = None, **extra) -> dict:
+        """An evidence row naming this binding (and one of its subjects)."""
         row = {"kind": self.kind, "namespace": self.namespace, "name": self.name, "role": self.role_ref}
         if subject is not None:
             row["subject"] = str(subject)
@@ -81,60 +151,186 @@ class Binding:
         return row
 
 
+def has_bootstrap_label(obj: dict) -> bool:
+    """Whether an RBAC object carries ``kubernetes.io/bootstrapping: rbac-defaults``."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(BOOTSTRAP_LABEL[0]) == BOOTSTRAP_LABEL[1]
+
+
 def _matches(values: Iterable[str] | None, wanted: str) -> bool:
     return any(v == "*" or v == wanted for v in values or ())
+
+
+def _resource_matches(values: Iterable[str] | None, resource: str) -> bool:
+    sub = resource.split("/", 1)[1] if "/" in resource else ""
+    for v in values or ():
+        if v == "*" or v == resource:
+            return True
+        if sub and v == f"*/{sub}":
+            return True
+    return False
 
 
 def grants(rules: Iterable[dict], verb: str, resource: str, group: str = "") -> bool:
     """Whether any rule allows ``verb`` on ``resource`` (``"pods"``, ``"pods/exec"``) of API ``group``.
 
-    ``resourceNames`` narrows a rule but still grants access to those objects, so it counts.
+    Matches like the API server: ``*`` in verbs, apiGroups or resources, and ``*/sub`` for a
+    subresource of any resource. ``resourceNames`` narrows a rule but still grants access to
+    those objects, so it counts.
     """
     for rule in rules:
-        if not _matches(rule.get("verbs"), verb):
-            continue
-        if not _matches(rule.get("apiGroups"), group):
-            continue
-        if _matches(rule.get("resources"), resource):
-            return True
-        # "pods/*" style subresource wildcards
-        if "/" in resource and f"{resource.split('/', 1)[0]}/*" in (rule.get("resources") or ()):
+        if (_matches(rule.get("verbs"), verb) and _matches(rule.get("apiGroups"), group)
+                and _resource_matches(rule.get("resources"), resource)):
             return True
     return False
 
 
+def grants_any_subresource(rules: Iterable[dict], verb: str, resource: str, group: str = "") -> bool:
+    """Whether any rule allows ``verb`` on some subresource ``resource/<sub>``.
+
+    For resources addressed only through a key, such as impersonating ``userextras/<key>``
+    (a rule naming ``userextras`` alone grants no key, as in the API server).
+    """
+    for rule in rules:
+        if not (_matches(rule.get("verbs"), verb) and _matches(rule.get("apiGroups"), group)):
+            continue
+        for v in rule.get("resources") or ():
+            if v == "*" or v.startswith(f"{resource}/") or v.startswith("*/"):
+                return True
+    return False
+
+
+def _is_pattern(value: str) -> bool:
+    return value == "*" or value.startswith("*/")
+
+
 def wildcard_fields(rule: dict) -> list[str]:
-    """The fields of a rule that use ``*`` (apiGroups, resources, verbs, nonResourceURLs)."""
-    return [f for f in ("apiGroups", "resources", "verbs") if "*" in (rule.get(f) or ())]
+    """The fields of a rule that use a wildcard: ``*`` in apiGroups, verbs or nonResourceURLs,
+    ``*`` or ``*/subresource`` in resources.
+
+    Path prefixes in nonResourceURLs (``/healthz/*``) are not counted: they are the only way to
+    name a URL tree and grant far less than ``*``.
+    """
+    out = [f for f in ("apiGroups", "verbs") if "*" in (rule.get(f) or ())]
+    if any(_is_pattern(r) for r in rule.get("resources") or ()):
+        out.append("resources")
+    if "*" in (rule.get("nonResourceURLs") or ()):
+        out.append("nonResourceURLs")
+    return sorted(out, key=("apiGroups", "resources", "verbs", "nonResourceURLs").index)
 
 
-def _subjects(binding: dict) -> tuple[Subject, ...]:
+def _covered(rule: dict, allowed: dict) -> bool:
+    """Whether ``rule`` grants no more than ``allowed`` (each list a subset, same apiGroups)."""
+    for field in ("apiGroups", "resources", "verbs", "nonResourceURLs", "resourceNames"):
+        mine, theirs = set(rule.get(field) or ()), set(allowed.get(field) or ())
+        if field == "resourceNames":
+            # resourceNames narrows a rule (empty means every object): a rule may narrow an
+            # allowed rule further, never widen it.
+            if theirs and (not mine or not mine <= theirs):
+                return False
+            continue
+        if not mine <= theirs:
+            return False
+    return True
+
+
+def is_bootstrap_wildcard(role: dict, rule: dict) -> bool:
+    """Whether a wildcard ``rule`` of ClusterRole ``role`` is one the API server itself creates.
+
+    The bootstrapping label alone is not enough: anyone who can write ClusterRoles can set it
+    on their own role and hide a wildcard. So the role must also carry one of the API server's
+    bootstrap role names and the rule must grant no more than that role's own wildcard rule
+    (an added or widened rule in a bootstrap role is reported, since the API server's
+    reconciliation adds missing permissions but never removes extra ones).
+    """
+    if role.get("kind") != "ClusterRole" or not has_bootstrap_label(role):
+        return False
+    expected = BOOTSTRAP_WILDCARD_RULES.get((role.get("metadata") or {}).get("name", ""))
+    return bool(expected) and any(_covered(rule, allowed) for allowed in expected)
+
+
+def _subjects(binding: dict, namespace: str) -> tuple[Subject, ...]:
     out = []
     for s in binding.get("subjects") or ():
-        out.append(Subject(s.get("kind", ""), s.get("name", ""), s.get("namespace", "") or ""))
+        if not isinstance(s, dict):
+            continue
+        kind, ns = s.get("kind", ""), s.get("namespace", "") or ""
+        if kind == "ServiceAccount" and not ns:
+            # In a RoleBinding a service account subject defaults to the binding's namespace.
+            ns = namespace
+        out.append(Subject(kind, s.get("name", ""), ns))
     return tuple(out)
 
 
-def _list_or_empty(source: "ClusterSource", kind: str) -> list[dict]:
-    try:
-        return source.list(kind)
-    except KindNotServed:
-        return []
-
-
 def resolve_bindings(source: "ClusterSource") -> list[Binding]:
-    """Every binding of the cluster with its role's rules resolved."""
-    cluster_roles = {r["metadata"]["name"]: r for r in _list_or_empty(source, "ClusterRole")}
-    roles = {(r["metadata"].get("namespace", ""), r["metadata"]["name"]): r for r in _list_or_empty(source, "Role")}
+    """Every binding of the cluster with its role's rules resolved.
+
+    Raises DataUnavailable if any of the four RBAC kinds cannot be read, and KindNotServed if
+    the cluster does not serve the RBAC API (its controls are then N/A, not PASS).
+    """
+    cluster_roles = {r["metadata"]["name"]: r for r in source.list("ClusterRole")}
+    roles = {(r["metadata"].get("namespace", ""), r["metadata"]["name"]): r for r in source.list("Role")}
+    manifests = getattr(source, "mode", None) == "manifests"
     out: list[Binding] = []
     for kind in ("ClusterRoleBinding", "RoleBinding"):
-        for b in _list_or_empty(source, kind):
+        for b in source.list(kind):
             meta = b.get("metadata", {})
             ns = meta.get("namespace", "") or ""
             ref = b.get("roleRef") or {}
             role_kind, role_name = ref.get("kind", ""), ref.get("name", "")
             role = cluster_roles.get(role_name) if role_kind == "ClusterRole" else roles.get((ns, role_name))
-            rules = tuple((role or {}).get("rules") or ())
-            out.append(Binding(kind, ns, meta.get("name", ""), role_kind, role_name, _subjects(b), rules,
-                               role is not None, b))
+            rules: tuple[dict, ...] = tuple((role or {}).get("rules") or ())
+            known = True
+            if role is None and manifests:
+                builtin = BUILTIN_CLUSTER_ROLE_RULES.get(role_name) if role_kind == "ClusterRole" else None
+                rules, known = (builtin, True) if builtin is not None else ((), False)
+            out.append(Binding(kind, ns, meta.get("name", ""), role_kind, role_name, _subjects(b, ns), rules,
+                               role is not None, b, known))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One subject that a binding gives some permission to."""
+
+    binding: Binding
+    subject: Subject
+    #: what was granted, for evidence ("get, list", "impersonate users")
+    detail: str
+
+    def row(self) -> dict:
+        return self.binding.row(self.subject, granted=self.detail)
+
+
+def subjects_granted(bindings: Iterable[Binding], allowed: Callable[[Subject], bool],
+                     check: Callable[[Sequence[dict]], str]) -> tuple[list[Grant], list[Binding]]:
+    """The subjects (other than ``allowed`` ones) that bindings give a permission to.
+
+    ``check(rules)`` returns what the rules grant of the permission ("" if nothing). Returns
+    ``(grants, unknown)``: ``unknown`` are bindings to non-allowed subjects whose role's rules
+    are not known (see :attr:`Binding.rules_known`); pass them to :func:`require_known` when
+    nothing was found, so an unknown role never yields a PASS.
+    """
+    found: list[Grant] = []
+    unknown: list[Binding] = []
+    for b in bindings:
+        others = [s for s in b.subjects if not allowed(s)]
+        if not others:
+            continue
+        if not b.rules_known:
+            unknown.append(b)
+            continue
+        detail = check(b.rules)
+        if detail:
+            found.extend(Grant(b, s, detail) for s in others)
+    return found, unknown
+
+
+def require_known(unknown: Sequence[Binding]) -> None:
+    """Raise DataUnavailable naming the roles whose rules are unknown, if there are any."""
+    __tracebackhide__ = True
+    if unknown:
+        roles = sorted({b.role_ref for b in unknown})
+        refs = ", ".join(b.ref for b in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise DataUnavailable(", ".join(roles),
+                              f"bound by {refs} but not defined in the data, so what it grants is unknown")

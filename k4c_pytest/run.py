@@ -30,13 +30,13 @@ def _iso(ts: float) -> str:
 class Run:
     """State of one run, kept in ``config.stash[RUN_KEY]``."""
 
-    def __init__(self, *, cluster_backend=None, json_path: Path | None = None):
+    def __init__(self, *, cluster_backend=None, json_path: Path | None = None, benchmarks: list[str] | None = None):
         self._backend = cluster_backend
         self._source = None
         self.json_path = json_path
         self.records: list[dict[str, Any]] = []
         self.coverage: dict[str, dict[str, Any]] = {}
-        self.benchmarks: list[str] = []
+        self.benchmarks: list[str] = list(benchmarks or [])
         self.started_at = _now()
         self._t0 = time.perf_counter()
         self.finished_at: str | None = None
@@ -81,7 +81,7 @@ class Run:
             json_path = Path(opt("k4c_json"))
             if not json_path.parent.resolve().is_dir():
                 raise pytest.UsageError(f"--k4c-json: {json_path.parent}: no such folder")
-        return cls(cluster_backend=backend, json_path=json_path)
+        return cls(cluster_backend=backend, json_path=json_path, benchmarks=opt("k4c_benchmark"))
 
     # -- sources -------------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ class Run:
 
     def target(self) -> dict[str, Any]:
         if self._backend is None:
-            return {"mode": None}
+            return {"mode": None, "server_version": None}
         d = dict(self._backend.describe())
         d["server_version"] = self._backend.server_version()
         return d
@@ -193,16 +193,19 @@ def _live_backend(context: str | None, kubeconfig: str | None, page_size: int):
         path = Path(kubeconfig)
         if not path.is_file() or not os.access(path, os.R_OK):
             raise pytest.UsageError(f"--k4c-kubeconfig: {kubeconfig}: no such readable file")
-    if context != cluster_live.IN_CLUSTER and context:
+    if context and context != cluster_live.IN_CLUSTER:
+        # Listing the contexts only enriches the message; when the file cannot be listed, loading
+        # it below says why.
         available = cluster_live.contexts(kubeconfig)
-        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        if not available:
-            raise pytest.UsageError(f"--k4c-cluster: no kubeconfig with contexts found at {where}")
-        if context not in available:
+        if available and context not in available:
+            where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise pytest.UsageError(f"--k4c-cluster: context {context!r} is not in {where} "
                                     f"(available: {', '.join(available)})")
+    flag = "--k4c-kubeconfig" if kubeconfig else "--k4c-cluster"
     try:
         return cluster_live.LiveBackend(context, kubeconfig, page_size=page_size)
     except cluster_live.ConfigError as exc:
-        flag = "--k4c-kubeconfig" if kubeconfig else "--k4c-cluster"
         raise pytest.UsageError(f"{flag}: cannot load the cluster configuration: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a YAML error, a bad certificate...: the run cannot start
+        raise pytest.UsageError(f"{flag}: cannot load the cluster configuration: "
+                                f"{type(exc).__name__}: {exc}") from None

@@ -15,13 +15,15 @@ INI = {
     ),
     "k4c_admin_subjects": (
         "Subjects allowed to hold cluster-admin, as Kind:name (Group:system:masters) or "
-        "ServiceAccount:namespace/name",
-        ["Group:system:masters"],
+        "ServiceAccount:namespace/name; kubeadm's own admin group is allowed by default",
+        ["Group:system:masters", "Group:kubeadm:cluster-admins"],
     ),
     "k4c_public_bindings": (
         "Bindings allowed to grant to system:anonymous or system:unauthenticated, as "
-        "ClusterRoleBinding/name (the API server's own public-info binding by default)",
-        ["ClusterRoleBinding/system:public-info-viewer"],
+        "ClusterRoleBinding/name or RoleBinding/namespace/name (by default the API server's "
+        "public-info binding and kubeadm's cluster-info binding used to join nodes)",
+        ["ClusterRoleBinding/system:public-info-viewer",
+         "RoleBinding/kube-public/kubeadm:bootstrap-signer-clusterinfo"],
     ),
 }
 

@@ -59,9 +59,51 @@ class Workload:
         """Every container of the pod, init and ephemeral ones included: ``(field, index, container)``."""
         return containers(self.pod_spec)
 
+    @property
+    def service_account(self) -> str:
+        """The name of the service account its pods run as (``default`` when none is set)."""
+        return service_account_name(self.pod_spec)
+
+    def field_path(self, field: str, index: int, *rest: str) -> str:
+        """The path of a container field in this object, for evidence:
+        ``field_path("containers", 0, "env[1]")`` -> ``spec.template.spec.containers[0].env[1]``."""
+        return ".".join((f"{self.spec_path}.{field}[{index}]", *rest))
+
     def row(self, **extra) -> dict:
         """An evidence row naming this workload."""
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name, **extra}
+
+
+def service_account_name(pod_spec: dict) -> str:
+    """The service account a pod spec runs as: ``serviceAccountName``, else the deprecated
+    ``serviceAccount``, else ``default`` (what the API server's admission fills in)."""
+    return pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or "default"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAutomount:
+    """Whether a pod gets its service-account token mounted, and which setting decided it."""
+
+    mounted: bool
+    #: "pod spec", "ServiceAccount <ns>/<name>" or "default" (neither sets the field)
+    decided_by: str
+
+
+def token_automount(workload: Workload, service_accounts: dict[tuple[str, str], dict]) -> TokenAutomount:
+    """The effective ``automountServiceAccountToken`` of a workload's pods.
+
+    The pod spec's field wins; else its service account's field; else the token is mounted.
+    ``service_accounts`` maps ``(namespace, name)`` to ServiceAccount objects; a service
+    account that is not there (not created yet, or not in a manifests folder) sets nothing.
+    """
+    value = workload.pod_spec.get("automountServiceAccountToken")
+    if isinstance(value, bool):
+        return TokenAutomount(value, "pod spec")
+    sa_name = workload.service_account
+    sa = service_accounts.get((workload.namespace, sa_name))
+    if sa is not None and isinstance(sa.get("automountServiceAccountToken"), bool):
+        return TokenAutomount(sa["automountServiceAccountToken"], f"ServiceAccount {workload.namespace}/{sa_name}")
+    return TokenAutomount(True, "default")
 
 
 def containers(pod_spec: dict) -> Iterator[tuple[str, int, dict]]:
@@ -87,7 +129,7 @@ def template_of(kind: str, obj: dict) -> tuple[dict, dict, str] | None:
     spec = node.get("spec")
     if not isinstance(spec, dict):
         return None
-    meta = node.get("metadata") if path else node.get("metadata")
+    meta = node.get("metadata")
     return (meta if isinstance(meta, dict) else {}), spec, ".".join((*path, "spec"))
 
 

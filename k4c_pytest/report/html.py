@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from k4c_pytest.outcomes import ALL
+from k4c_pytest.outcomes import ALL, MANUAL
 
 _env = Environment(loader=PackageLoader("k4c_pytest.report", "."), autoescape=select_autoescape(default=True),
                    trim_blocks=True, lstrip_blocks=True)
@@ -29,10 +29,18 @@ def evidence_extra(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class HtmlHooks:
-    """pytest-html hooks, registered only when pytest-html is active."""
+    """pytest-html hooks, registered only when ``--html`` is given."""
 
     def __init__(self, run):
         self.run = run
+        # pytest-html renders a test's rows once its teardown is reported; by then the
+        # control's final outcome (worst of its phases) is known and kept here.
+        self.outcomes: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report) -> None:
+        record = getattr(report, "k4c", None)
+        if record is not None:
+            self.outcomes[report.nodeid] = record["outcome"]
 
     def pytest_html_report_title(self, report) -> None:
         report.title = "k4c compliance evidence"
@@ -42,13 +50,13 @@ class HtmlHooks:
         cells.insert(2, '<th data-column-type="k4c-outcome">Outcome</th>')
 
     def pytest_html_results_table_row(self, report, cells: list[str]) -> None:
-        record = getattr(report, "k4c", None)
-        control_id = record["id"] if record else ""
-        outcome = getattr(report, "k4c_outcome", "") if record is None else record["outcome"]
+        control_id = getattr(report, "k4c_control", "")
+        outcome = self.outcomes.get(report.nodeid, getattr(report, "k4c_outcome", "")) if control_id else ""
         cells.insert(1, f'<td class="col-control">{escape(control_id)}</td>')
         cells.insert(2, f'<td class="col-k4c-outcome k4c-{escape(outcome.replace("/", "").lower())}">{escape(outcome)}</td>')
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str], session) -> None:
+        manual = sorted((r for r in self.run.records if r["outcome"] == MANUAL), key=lambda r: r["id"])
         prefix.append(_env.get_template("summary.html").render(
             target=self.run.target_line(), totals=self.run.totals(), by_layer=self.run.by_layer(),
-            outcomes=ALL, coverage=self.run.coverage))
+            outcomes=ALL, coverage=dict(sorted(self.run.coverage.items())), manual=manual))

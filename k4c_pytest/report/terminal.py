@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from k4c_pytest.outcomes import ALL
+from k4c_pytest.outcomes import ALL, MANUAL
 
 
 def write_summary(tr, run) -> None:
@@ -18,5 +18,7 @@ def write_summary(tr, run) -> None:
     tr.write_line(f"coverage: {listed} kinds read completely" + (f", {len(unread)} not:" if unread else ""))
     for key, cov in sorted(unread.items()):
         tr.write_line(f"  {key}: {cov.get('status')}: {cov.get('reason', '')}")
+    for r in sorted((r for r in run.records if r["outcome"] == MANUAL), key=lambda r: r["id"]):
+        tr.write_line(f"MANUAL {r['id']}: {r['reason'] or r['title']}")
     if run.json_path is not None:
         tr.write_line(f"JSON results: {run.json_path}")

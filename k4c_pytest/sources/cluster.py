@@ -90,7 +90,8 @@ class ClusterSource:
         __tracebackhide__ = True
         items = self._load(_kinds.resolve(kind))
         if namespace is None:
-            return items
+            # A copy: a control that sorts or filters in place must not change what the next sees.
+            return list(items)
         return [o for o in items if o.get("metadata", {}).get("namespace") == namespace]
 
     def _load(self, kind: Kind) -> list[dict]:
@@ -100,7 +101,9 @@ class ClusterSource:
         if cached is not None:
             return cached
         if key in self._errors:
-            raise self._errors[key]
+            # The same failure for every control, with this control's traceback only (raising
+            # the stored exception as is would grow its traceback with every control).
+            raise self._errors[key].with_traceback(None)
         started = time.perf_counter()
         requests_before = getattr(self.backend, "requests", 0)
         try:
@@ -108,7 +111,8 @@ class ClusterSource:
         except KindNotServed as exc:
             self._errors[key] = exc
             self.coverage[key] = KindCoverage(NOT_SERVED, reason=exc.reason,
-                                              requests=getattr(self.backend, "requests", 0) - requests_before)
+                                              requests=getattr(self.backend, "requests", 0) - requests_before,
+                                              seconds=time.perf_counter() - started)
             raise
         except DataUnavailable as exc:
             self._errors[key] = exc

@@ -15,12 +15,20 @@ from typing import Any
 import orjson
 import urllib3
 
+from k4c_pytest import __version__
 from k4c_pytest.outcomes import DataUnavailable, KindNotServed
 from k4c_pytest.redaction import redact
 from k4c_pytest.sources.cluster import FAILED, FORBIDDEN
 from k4c_pytest.sources.kinds import Kind
 
 IN_CLUSTER = "in-cluster"
+#: The longest a Retry-After header may make k4c wait before retrying (a server asking for an
+#: hour would otherwise hold the run for an hour per retry).
+MAX_RETRY_AFTER = 10.0
+#: Seconds a read may wait for the API server when no ``timeout`` is given.
+DEFAULT_TIMEOUT = 60.0
+#: Sent with every request, so the API server's audit log tells k4c's reads apart.
+USER_AGENT = f"k4c/{__version__}"
 
 
 class ConfigError(Exception):
@@ -63,27 +71,39 @@ def contexts(kubeconfig: str | None) -> list[str]:
     return [c["name"] for c in all_contexts or ()]
 
 
+class _Retry(urllib3.Retry):
+    """urllib3's Retry, with the server's Retry-After capped at :data:`MAX_RETRY_AFTER`."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
+
+
 class LiveBackend:
-    """Reads a live cluster through its API server."""
+    """Reads a live cluster through its API server, with GETs only.
+
+    ``page_size`` is the ``limit`` of each LIST page; ``timeout`` the seconds a read may wait
+    for the server before the request counts as failed (default :data:`DEFAULT_TIMEOUT`).
+    """
 
     mode = "live"
 
     def __init__(self, context: str | None, kubeconfig: str | None = None, *,
-                 page_size: int = 500, timeout: float = 60.0):
+                 page_size: int = 500, timeout: float | None = None):
         from kubernetes import client
 
         self.context = context
         self.kubeconfig = kubeconfig
         self.page_size = page_size
-        self.timeout = timeout
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         cfg = load_configuration(context, kubeconfig)
         # A 429 or 503 with Retry-After is retried a few times by urllib3 itself; what still
         # fails after that is reported, never retried forever.
-        cfg.retries = urllib3.Retry(total=4, connect=2, read=1, status=3, backoff_factor=0.5,
-                                    status_forcelist=(429, 503), allowed_methods=frozenset({"GET"}),
-                                    respect_retry_after_header=True, raise_on_status=False)
+        cfg.retries = _Retry(total=4, connect=2, read=1, status=3, backoff_factor=0.5,
+                             status_forcelist=(429, 503), allowed_methods=frozenset({"GET"}),
+                             respect_retry_after_header=True, raise_on_status=False)
         self.host = cfg.host
         self._api = client.ApiClient(cfg)
+        self._api.user_agent = USER_AGENT
         self._lock = threading.Lock()
         self.requests = 0
         self._version: dict | None = None
@@ -98,30 +118,47 @@ class LiveBackend:
 
     def _get(self, path: str, query: list[tuple[str, Any]] | None = None) -> tuple[int, bytes]:
         """One GET; returns (status, body). Transport failures raise DataUnavailable."""
-        method, url, headers, body, post = self._api.param_serialize(
+        from kubernetes.client.exceptions import ApiException
+
+        method, url, headers, _, _ = self._api.param_serialize(
             "GET", path, query_params=query or [], header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"])
         with self._lock:
             self.requests += 1
         try:
             resp = self._api.call_api(method, url, header_params=headers,
-                                      _request_timeout=(10, self.timeout))
+                                      _request_timeout=(min(10.0, self.timeout), self.timeout))
             data = resp.read()
-        except Exception as exc:  # noqa: BLE001 - every transport failure means "not read"
-            raise _unavailable(path, FAILED, f"GET {path}: {type(exc).__name__}: {exc}") from None
+            # urllib3's retries (after a 429, say) are requests the server saw too.
+            retried = len(getattr(getattr(resp.response, "retries", None), "history", None) or ())
+            if retried:
+                with self._lock:
+                    self.requests += retried
+        except (urllib3.exceptions.HTTPError, ApiException, OSError) as exc:
+            # Every transport failure means "not read": say what failed, not urllib3's wrapper.
+            cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+            if isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError)):
+                what = f"timed out (no answer within {self.timeout:g} s)"
+            elif isinstance(cause, urllib3.exceptions.ProtocolError) and cause.args:
+                what = f"connection broken: {cause.args[0]}".replace("Connection broken: ", "")
+            else:
+                what = f"{type(cause).__name__}: {cause}"
+            raise _unavailable(path, FAILED, f"GET {path}: {what}") from None
         return resp.status, data
 
     def server_version(self) -> str | None:
         if self._version is None and self._version_error is None:
             try:
                 status, body = self._get("/version")
-                if status == 200:
-                    self._version = orjson.loads(body)
+                doc = orjson.loads(body) if status == 200 else None
+                if isinstance(doc, dict):
+                    self._version = doc
                 else:
-                    self._version_error = f"HTTP {status}"
+                    self._version_error = f"HTTP {status}" if status != 200 else "malformed /version response"
             except (DataUnavailable, orjson.JSONDecodeError) as exc:
                 self._version_error = str(exc)
-        return (self._version or {}).get("gitVersion")
+        version = (self._version or {}).get("gitVersion")
+        return version if isinstance(version, str) else None
 
     def collected_at(self, kind: Kind) -> str | None:
         return self._collected_at.get(kind.key)
@@ -145,34 +182,55 @@ class LiveBackend:
                 restarted, cont, items = True, None, []
                 continue
             if status != 200:
-                raise self._status_error(kind, status, body, bool(cont))
-            try:
-                doc = orjson.loads(body)
-                page = doc.get("items") or []
-                meta = doc.get("metadata") or {}
-            except (orjson.JSONDecodeError, AttributeError) as exc:
-                raise _unavailable(kind, FAILED, f"malformed LIST response: {exc}") from None
-            api_version, kind_name = kind.api_version, kind.kind
+                raise self._status_error(kind, status, body, bool(cont), restarted)
+            page, api_version, kind_name, cont = self._page(kind, body)
             for obj in page:
-                obj["apiVersion"] = api_version
-                obj["kind"] = kind_name
-                redact(obj, kind_name)
+                # Built-in kinds omit apiVersion/kind on list items; custom resources keep theirs.
+                if not obj.get("kind"):
+                    obj["kind"] = kind_name
+                if not obj.get("apiVersion"):
+                    obj["apiVersion"] = api_version
+                redact(obj, obj["kind"])
             items.extend(page)
-            cont = meta.get("continue")
             if not cont:
                 break
         self._collected_at[kind.key] = started
         return items
 
-    def _status_error(self, kind: Kind, status: int, body: bytes, paging: bool) -> Exception:
+    @staticmethod
+    def _page(kind: Kind, body: bytes) -> tuple[list[dict], str, str, str | None]:
+        """(items, apiVersion, kind of the items, continue token) of one LIST page."""
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _unavailable(kind, FAILED, f"malformed LIST response (not JSON): {exc}") from None
+        if not isinstance(doc, dict) or "items" not in doc:
+            raise _unavailable(kind, FAILED, "malformed LIST response: no \"items\"")
+        # A Go nil slice is encoded as null: an empty page.
+        page = doc["items"] if doc["items"] is not None else []
+        meta = doc.get("metadata") or {}
+        if not isinstance(page, list) or not all(isinstance(o, dict) for o in page) or not isinstance(meta, dict):
+            raise _unavailable(kind, FAILED, "malformed LIST response: \"items\" is not a list of objects")
+        list_kind = doc.get("kind")
+        kind_name = kind.kind or (list_kind[:-4] if isinstance(list_kind, str) and list_kind.endswith("List") else "")
+        api_version = doc.get("apiVersion") if isinstance(doc.get("apiVersion"), str) else kind.api_version
+        cont = meta.get("continue")
+        return page, api_version or kind.api_version, kind_name, cont if isinstance(cont, str) and cont else None
+
+    def _status_error(self, kind: Kind, status: int, body: bytes, paging: bool, restarted: bool) -> Exception:
         try:
             message = orjson.loads(body).get("message") or ""
-        except Exception:  # noqa: BLE001 - the body of an error need not be JSON
-            message = body[:200].decode("utf-8", "replace")
+        except (orjson.JSONDecodeError, AttributeError):  # the body of an error need not be JSON
+            message = body[:200].decode("utf-8", "replace").strip()
         if status == 404 and not paging:
             return KindNotServed(kind.key, f"the server does not serve it (HTTP 404 on {kind.list_path})")
         if status in (401, 403):
-            return _unavailable(kind, FORBIDDEN, f"forbidden (HTTP {status}): {message}".rstrip(": "))
-        if status == 410:
-            return _unavailable(kind, FAILED, f"the list expired twice (HTTP 410): {message}")
-        return _unavailable(kind, FAILED, f"HTTP {status}: {message}".rstrip(": "))
+            return _unavailable(kind, FORBIDDEN, _join(f"forbidden (HTTP {status})", message))
+        if status == 410 and restarted:
+            return _unavailable(kind, FAILED, _join("the list expired twice (HTTP 410)", message))
+        where = " on a continue page" if paging else ""
+        return _unavailable(kind, FAILED, _join(f"HTTP {status}{where}", message))
+
+
+def _join(what: str, message: str) -> str:
+    return f"{what}: {message}" if message else what

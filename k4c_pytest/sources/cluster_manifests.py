@@ -1,10 +1,10 @@
 """Manifests backend of the cluster source: a folder of YAML (or JSON) files, shift-left.
 
-Every ``*.yaml``, ``*.yml`` and ``*.json`` file below the folder is read with libyaml
-(multi-document; ``kind: List`` and ``*List`` documents are flattened). Documents that are not
-Kubernetes objects (no ``apiVersion``/``kind``, such as a Helm values file) are skipped and
-counted. A file that does not parse makes every kind an ERROR, naming the file and line: a
-control cannot know which objects that file would have held.
+Every ``*.yaml`` and ``*.yml`` file below the folder is read with libyaml (multi-document), every
+``*.json`` file with orjson; ``kind: List`` and ``*List`` documents are flattened. Documents that
+are not Kubernetes objects (no ``apiVersion``/``kind``, such as a Helm values file, or a
+kustomization) are skipped and counted. A file that does not parse makes every kind an ERROR,
+naming the file and line: a control cannot know which objects that file would have held.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 from k4c_pytest.outcomes import DataUnavailable
@@ -26,6 +27,20 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
 SUFFIXES = (".yaml", ".yml", ".json")
+# Build-tool configuration that looks like a Kubernetes object but is never deployed.
+_TOOL_GROUPS = ("kustomize.config.k8s.io/", "config.kubernetes.io/")
+_CRD = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+
+
+def default_plural(kind: str) -> str:
+    """The plural a CRD most likely gives a Kind (``NetworkPolicy`` -> ``networkpolicies``,
+    ``Gateway`` -> ``gateways``), for a custom resource whose CRD is not in the folder."""
+    lower = kind.lower()
+    if lower.endswith(("s", "x", "ch", "sh")):
+        return lower + "es"
+    if lower.endswith("y") and lower[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return lower[:-1] + "ies"
+    return lower + "s"
 
 
 class ManifestsBackend:
@@ -36,7 +51,10 @@ class ManifestsBackend:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self._by_kind: dict[tuple[str, str], list[dict]] | None = None
-        self._error: DataUnavailable | None = None
+        # "could not parse" message, kept to fail every kind the same way
+        self._error: str | None = None
+        # (group, Kind) -> plural, from the CustomResourceDefinitions in the folder
+        self._plurals: dict[tuple[str, str], str] = {}
         self.files = 0
         self.skipped_documents = 0
         self.requests = 0
@@ -47,48 +65,81 @@ class ManifestsBackend:
     def server_version(self) -> str | None:
         return None
 
-    def _add(self, doc: Any, where: str) -> None:
-        if not isinstance(doc, dict) or not doc.get("kind") or not doc.get("apiVersion"):
+    def _add(self, doc: Any, by_kind: dict[tuple[str, str], list[dict]]) -> None:
+        kind, api_version = (doc.get("kind"), doc.get("apiVersion")) if isinstance(doc, dict) else (None, None)
+        if not (isinstance(kind, str) and kind and isinstance(api_version, str) and api_version) \
+                or api_version.startswith(_TOOL_GROUPS):
             self.skipped_documents += 1
             return
-        if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
+        if kind.endswith("List") and isinstance(doc.get("items"), list):
             for item in doc["items"]:
-                self._add(item, where)
+                self._add(item, by_kind)
             return
-        redact(doc, doc["kind"])
-        doc.setdefault("metadata", {})
-        assert self._by_kind is not None
-        self._by_kind[(doc["apiVersion"], doc["kind"])].append(doc)
+        redact(doc, kind)
+        if not isinstance(doc.get("metadata"), dict):
+            doc["metadata"] = {}
+        if (api_version, kind) == _CRD:
+            spec = doc.get("spec")
+            names = spec.get("names") if isinstance(spec, dict) else None
+            if isinstance(names, dict) and names.get("kind") and names.get("plural"):
+                self._plurals[(str(spec.get("group", "")), str(names["kind"]))] = str(names["plural"])
+        by_kind[(api_version, kind)].append(doc)
 
-    def _load(self) -> dict[tuple[str, str], list[dict]]:
-        if self._error is not None:
-            raise self._error
-        if self._by_kind is not None:
-            return self._by_kind
-        self._by_kind = defaultdict(list)
-        files = sorted(p for p in self.folder.rglob("*") if p.suffix in SUFFIXES and p.is_file())
-        for path in files:
-            rel = path.relative_to(self.folder)
+    def _read(self, path: Path, rel: str) -> list[Any]:
+        """The documents of one file; raises ValueError naming the file and line if it does not parse."""
+        if path.suffix == ".json":
             try:
-                with path.open("rb") as fh:
-                    for doc in yaml.load_all(fh, Loader=_Loader):
-                        self._add(doc, str(rel))
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                line = f"line {mark.line + 1}: " if mark is not None else ""
-                problem = getattr(exc, "problem", None) or str(exc)
-                self._error = DataUnavailable(f"manifests {self.folder}", f"{rel}: {line}{problem}")
-                self._error.status = FAILED  # type: ignore[attr-defined]
-                self._by_kind = None
-                raise self._error from None
-            except (OSError, UnicodeDecodeError) as exc:
-                self._error = DataUnavailable(f"manifests {self.folder}", f"{rel}: cannot read: {exc}")
-                self._error.status = FAILED  # type: ignore[attr-defined]
-                self._by_kind = None
-                raise self._error from None
-            self.files += 1
+                return [orjson.loads(path.read_bytes())]
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"{rel}: line {exc.lineno}: {exc.msg}") from None
+        try:
+            with path.open("rb") as fh:
+                return list(yaml.load_all(fh, Loader=_Loader))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ValueError(f"{rel}: {line}{problem}") from None
+
+    def _load(self, kind: Kind) -> dict[tuple[str, str], list[dict]]:
+        if self._error is None and self._by_kind is None:
+            by_kind: dict[tuple[str, str], list[dict]] = defaultdict(list)
+            files = sorted(p for p in self.folder.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            for path in files:
+                rel = str(path.relative_to(self.folder))
+                try:
+                    docs = self._read(path, rel)
+                except ValueError as exc:
+                    self._error = f"{exc} (in manifests {self.folder})"
+                    break
+                except (OSError, UnicodeDecodeError) as exc:
+                    self._error = f"{rel}: cannot read: {exc} (in manifests {self.folder})"
+                    break
+                for doc in docs:
+                    self._add(doc, by_kind)
+                self.files += 1
+            else:
+                self._by_kind = by_kind
+        if self._error is not None:
+            # Named per kind, so the control's ERROR says which kind it could not know.
+            exc = DataUnavailable(kind.key, self._error)
+            exc.status = FAILED  # type: ignore[attr-defined]
+            raise exc
+        assert self._by_kind is not None
         return self._by_kind
 
     def fetch(self, kind: Kind) -> list[dict]:
         # A kind absent from the folder is simply not part of what will be deployed.
-        return list(self._load().get((kind.api_version, kind.kind), ()))
+        by_kind = self._load(kind)
+        if kind.kind:
+            return list(by_kind.get((kind.api_version, kind.kind), ()))
+        # A custom resource named by its plural: the folder's CRD says which Kind that is, else
+        # the plural its CRD most likely gives it.
+        out: list[dict] = []
+        for (api_version, kind_name), objs in by_kind.items():
+            if api_version != kind.api_version:
+                continue
+            plural = self._plurals.get((kind.group, kind_name)) or default_plural(kind_name)
+            if plural == kind.plural:
+                out.extend(objs)
+        return out

@@ -50,8 +50,9 @@ def read_snapshot(path: Path) -> dict[str, Any]:
         raise _unavailable(where, FAILED, f"truncated or malformed JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise _unavailable(where, FAILED, "not a k4c snapshot (no \"format\": \"k4c-snapshot\")")
-    if doc.get("version") != VERSION:
-        raise _unavailable(where, FAILED, f"snapshot format version {doc.get('version')!r} is not supported (expected {VERSION})")
+    version = doc.get("version")
+    if type(version) is not int or version != VERSION:  # noqa: E721 - true == 1 in Python, not here
+        raise _unavailable(where, FAILED, f"snapshot format version {version!r} is not supported (expected {VERSION})")
     if not isinstance(doc.get("kinds"), dict):
         raise _unavailable(where, FAILED, "malformed snapshot: \"kinds\" is missing")
     return doc
@@ -103,10 +104,16 @@ class SnapshotBackend:
             return None
 
     def fetch(self, kind: Kind) -> list[dict]:
-        doc = self._load()
+        try:
+            doc = self._load()
+        except DataUnavailable as exc:
+            # Named per kind, so the control's ERROR says which kind it could not know.
+            raise _unavailable(kind.key, FAILED, f"{exc.source}: {exc.reason}") from None
         entry = doc["kinds"].get(kind.key)
         if entry is None:
             raise _unavailable(kind.key, NOT_COLLECTED, f"not in snapshot {self.path}: it was never collected")
+        if not isinstance(entry, dict):
+            raise _unavailable(kind.key, FAILED, f"malformed snapshot {self.path}: the entry of {kind.key} is not an object")
         status = entry.get("status")
         if status == NOT_SERVED:
             raise KindNotServed(kind.key, entry.get("reason") or "the server did not serve it at collection time")
@@ -116,12 +123,15 @@ class SnapshotBackend:
                                f"not read at collection time ({status}): {reason}")
         items = entry.get("items")
         if not isinstance(items, list):
-            raise _unavailable(kind.key, FAILED, f"malformed snapshot {self.path}: items of {kind.key} are missing")
+            raise _unavailable(kind.key, FAILED, f"malformed snapshot {self.path}: items of {kind.key} are not a list")
         for obj in items:
             if not isinstance(obj, dict):
                 raise _unavailable(kind.key, FAILED, f"malformed snapshot {self.path}: an item of {kind.key} is not an object")
             obj.setdefault("apiVersion", kind.api_version)
-            obj.setdefault("kind", kind.kind)
+            if kind.kind:
+                obj.setdefault("kind", kind.kind)
+            if not isinstance(obj.get("metadata"), dict):
+                obj["metadata"] = {}
             # A hand-made or older snapshot may hold values k4c would have redacted.
-            redact(obj, kind.kind)
+            redact(obj, obj.get("kind"))
         return items

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Kind:
+    """One resource kind. ``kind`` is empty for a custom resource named only by its key: its
+    Kind name is what the server (or the manifests' CRD) says it is."""
+
     group: str
     version: str
     plural: str
@@ -67,17 +70,17 @@ def resolve(name: str) -> Kind:
     """Look a kind up by key (``apps/v1/deployments``) or by Kind (``Deployment``).
 
     Any other ``group/version/plural`` key is accepted too, so a custom control can read a
-    custom resource the bundled suites do not know.
+    custom resource the bundled suites do not know (its Kind name is then unknown, ``""``).
     """
     if name in _BY_KEY:
         return _BY_KEY[name]
     if name in _BY_KIND:
         return _BY_KIND[name]
     parts = name.split("/")
-    if len(parts) == 3 and all(parts):
-        return Kind(parts[0], parts[1], parts[2], parts[2], True)
-    if len(parts) == 2 and all(parts):
-        return Kind("", parts[0], parts[1], parts[1], True)
+    # A plural is lowercase; "apps/v1/Deployment" would silently list nothing in manifests mode.
+    if len(parts) in (2, 3) and all(parts) and parts[-1] == parts[-1].lower():
+        group = parts[0] if len(parts) == 3 else ""
+        return Kind(group, parts[-2], parts[-1], "", True)
     raise ValueError(f"unknown resource kind {name!r}: name a Kind such as 'Pod' or a key such as 'apps/v1/deployments'")
 
 

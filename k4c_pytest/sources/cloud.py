@@ -1,0 +1,505 @@
+"""The cloud source: a read-only view of one or more AWS accounts through boto3.
+
+Every read goes through :meth:`CloudSource.read`, which sends one service operation to one
+region of one account at most once per session (all pages, through boto3's paginators),
+caches the result or the failure, and records coverage the way the cluster source does.
+Retries are botocore's own (``standard`` or ``adaptive`` mode); a call that still fails
+raises :class:`~k4c_pytest.DataUnavailable` naming the call, so the control ends as ERROR.
+
+Only read calls are made: Describe*, List*, Get*, and GenerateCredentialReport (which only
+asks IAM to refresh the report k4c then reads).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from k4c_pytest.outcomes import DataUnavailable
+
+LISTED, FORBIDDEN, FAILED = "listed", "forbidden", "failed"
+
+# Error codes that mean "the caller may not do this" rather than "something broke".
+_FORBIDDEN_CODES = {
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
+    "AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+    "OptInRequired", "ExpiredToken", "ExpiredTokenException",
+}
+
+#: The prefix of every read call's name; anything else is refused before it is sent.
+_READ_PREFIXES = ("describe_", "list_", "get_", "generate_credential_report")
+
+
+@dataclass
+class CallCoverage:
+    """What one (account, region, service, operation) read produced."""
+
+    status: str
+    count: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"status": self.status, "count": self.count, "requests": self.requests,
+             "seconds": round(self.seconds, 3)}
+        if self.reason:
+            d["reason"] = self.reason
+        return d
+
+
+class _Absent:
+    """The cached answer of a read whose 'not found' error means 'not configured'."""
+
+
+ABSENT = _Absent()
+
+
+class CloudSource:
+    """All AWS accounts of one run: ``aws.accounts`` is a list of :class:`AwsAccount`.
+
+    ``profiles`` are AWS config profiles (``[None]``: boto3's default chain, i.e. the
+    environment), ``regions`` the regions to read (empty: every region the account has
+    enabled), ``endpoint_url`` a single endpoint for every service (moto, LocalStack).
+    """
+
+    def __init__(self, profiles: list[str | None], regions: list[str], endpoint_url: str | None = None,
+                 *, retry_mode: str = "standard", max_attempts: int = 5, timeout: float = 15.0,
+                 report_wait: float = 60.0, session_factory: Callable[..., Any] | None = None):
+        import boto3
+        from botocore.config import Config
+
+        self.profiles = profiles
+        self.regions = list(regions)
+        self.endpoint_url = endpoint_url
+        self.report_wait = report_wait
+        self.config = Config(retries={"mode": retry_mode, "max_attempts": max_attempts},
+                             connect_timeout=timeout, read_timeout=timeout,
+                             user_agent_extra="k4c")
+        factory = session_factory or boto3.session.Session
+        self._sessions = {p: factory(profile_name=p) for p in profiles}
+        self._clients: dict[tuple, Any] = {}
+        self._cache: dict[tuple, Any] = {}
+        self._errors: dict[tuple, DataUnavailable] = {}
+        self._requests: dict[str | None, int] = dict.fromkeys(profiles, 0)
+        self.coverage: dict[str, CallCoverage] = {}
+        self._accounts: list[AwsAccount] | None = None
+        #: Oldest EKS Kubernetes version counted as supported (``--k4c-eks-min-version``).
+        self.eks_min_version: tuple[int, int] = (1, 31)
+        for profile, session in self._sessions.items():
+            # Count every HTTP request (retries included) for the coverage figures.
+            session.events.register("before-send", self._counter(profile))
+
+    def _counter(self, profile):
+        def count(**_):
+            self._requests[profile] += 1
+        return count
+
+    # -- accounts -------------------------------------------------------------------------
+
+    def home_region(self, profile: str | None) -> str:
+        """Where global services (IAM, STS, S3 control) and DescribeRegions are called."""
+        return self.regions[0] if self.regions else (self._sessions[profile].region_name or "us-east-1")
+
+    @property
+    def accounts(self) -> list["AwsAccount"]:
+        """One :class:`AwsAccount` per ``--k4c-aws-profile`` (or the environment's credentials).
+
+        Raises DataUnavailable when an account's identity (sts:GetCallerIdentity) or its
+        regions (ec2:DescribeRegions) cannot be read."""
+        __tracebackhide__ = True
+        if self._accounts is None:
+            accounts = []
+            for profile in self.profiles:
+                ident = self._call(profile, None, "sts", "get_caller_identity", self.home_region(profile), {})
+                acct = AwsAccount(self, profile, ident["Account"], ident["Arn"])
+                accounts.append(acct)
+            self._accounts = accounts
+        for acct in self._accounts:
+            acct.regions  # resolved once; raises when the region list cannot be read
+        return self._accounts
+
+    def identities(self) -> list[dict[str, str]]:
+        """Account id, caller ARN and profile of every account (for the report header)."""
+        return [{"profile": a.profile or "(environment)", "account": a.id, "arn": a.arn} for a in self.accounts]
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _client(self, profile: str | None, service: str, region: str):
+        key = (profile, service, region)
+        if key not in self._clients:
+            self._clients[key] = self._sessions[profile].client(
+                service, region_name=region, endpoint_url=self.endpoint_url, config=self.config)
+        return self._clients[key]
+
+    def read(self, account: "AwsAccount", service: str, operation: str, region: str,
+             params: dict[str, Any] | None = None, *, absent: tuple[str, ...] = ()) -> Any:
+        """The full answer of one read call (every page merged), or :data:`ABSENT` when the
+        service answered with one of the ``absent`` error codes (e.g. NoSuchEntity: nothing is
+        configured). Cached per session, failures too."""
+        __tracebackhide__ = True
+        return self._call(account.profile, account.id, service, operation, region, params or {}, absent)
+
+    def _call(self, profile, account_id, service, operation, region, params, absent=(), cache=True):
+        __tracebackhide__ = True
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not operation.startswith(_READ_PREFIXES):
+            raise ValueError(f"k4c only reads: {service}:{operation} is not a read call")
+        key = (profile, service, operation, region, json.dumps(params, sort_keys=True, default=str))
+        if not cache:
+            key = (*key, time.monotonic())
+        if key in self._cache:
+            return self._cache[key]
+        if key in self._errors:
+            raise self._errors[key]
+        client = self._client(profile, service, region)
+        op_name = client.meta.method_to_api_mapping.get(operation, operation)
+        source = f"{service}:{op_name} {region}"
+        cov_key = f"aws:{account_id or profile or 'default'}:{region}:{service}:{op_name}"
+        cov = self.coverage.setdefault(cov_key, CallCoverage(LISTED))
+        before, started = self._requests[profile], time.perf_counter()
+        try:
+            if client.can_paginate(operation):
+                result = client.get_paginator(operation).paginate(**params).build_full_result()
+            else:
+                result = getattr(client, operation)(**params)
+                result.pop("ResponseMetadata", None)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", "Unknown"))
+            cov.requests += self._requests[profile] - before
+            cov.seconds += time.perf_counter() - started
+            if code in absent:
+                self._cache[key] = ABSENT
+                return ABSENT
+            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+            tries = f" (after {attempts + 1} attempts)" if attempts else ""
+            who = f"account {account_id}" if account_id else f"profile {profile or '(environment)'}"
+            failure = DataUnavailable(source, f"{who}: {code}: {err.get('Message', '')}{tries}".rstrip(": "))
+            failure.status = FORBIDDEN if code in _FORBIDDEN_CODES else FAILED
+            self._fail(key, cov, failure)
+            raise failure from None
+        except BotoCoreError as exc:
+            # Connection refused, timeouts, no credentials: botocore already retried.
+            cov.requests += self._requests[profile] - before
+            cov.seconds += time.perf_counter() - started
+            who = f"account {account_id}" if account_id else f"profile {profile or '(environment)'}"
+            failure = DataUnavailable(source, f"{who}: {type(exc).__name__}: {exc}")
+            failure.status = FAILED
+            self._fail(key, cov, failure)
+            raise failure from None
+        cov.requests += self._requests[profile] - before
+        cov.seconds += time.perf_counter() - started
+        cov.count += _count(result)
+        if cache:
+            self._cache[key] = result
+        return result
+
+    def _fail(self, key, cov: CallCoverage, failure: DataUnavailable) -> None:
+        self._errors[key] = failure
+        # One failed call of an operation makes its coverage failed, whatever else succeeded.
+        if cov.status != FORBIDDEN:
+            cov.status = failure.status
+        cov.reason = failure.reason
+
+    def coverage_report(self) -> dict[str, dict[str, Any]]:
+        return {key: cov.as_dict() for key, cov in sorted(self.coverage.items())}
+
+
+def _count(result: Any) -> int:
+    if isinstance(result, dict):
+        lists = [v for k, v in result.items() if isinstance(v, list) and k != "ResponseMetadata"]
+        return sum(len(v) for v in lists) if lists else 1
+    return 1
+
+
+def _absent(value: Any, default: Any = None) -> Any:
+    return default if value is ABSENT else value
+
+
+def policy_statements(document: Any) -> list[dict]:
+    """The statements of an IAM/S3 policy document (a dict or its JSON string), always a list."""
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = (document or {}).get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
+def as_list(value: Any) -> list:
+    """A policy field that may be a string or a list, as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+class AwsAccount:
+    """One AWS account seen through one profile. Every helper returns plain dicts/lists from
+    the AWS APIs (field names as in the AWS API reference) and raises DataUnavailable when
+    the data cannot be read."""
+
+    def __init__(self, source: CloudSource, profile: str | None, account_id: str, arn: str):
+        self.source = source
+        self.profile = profile
+        self.id = account_id
+        self.arn = arn
+        self._regions: list[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"AwsAccount({self.id}, profile={self.profile!r})"
+
+    @property
+    def home_region(self) -> str:
+        return self.source.home_region(self.profile)
+
+    @property
+    def regions(self) -> list[str]:
+        """The regions read: ``--k4c-aws-region`` values, else every region enabled in the account."""
+        __tracebackhide__ = True
+        if self._regions is None:
+            if self.source.regions:
+                self._regions = list(self.source.regions)
+            else:
+                out = self._read("ec2", "describe_regions", self.home_region, {"AllRegions": False})
+                self._regions = sorted(r["RegionName"] for r in out.get("Regions", []))
+        return self._regions
+
+    def _read(self, service, operation, region, params=None, absent=()):
+        __tracebackhide__ = True
+        return self.source.read(self, service, operation, region, params, absent=absent)
+
+    # -- IAM (global) -------------------------------------------------------------------------
+
+    def credential_report(self) -> list[dict[str, str]]:
+        """The IAM credential report, one dict per row (``<root_account>`` included when IAM
+        lists it), columns as documented by AWS (``mfa_active``, ``access_key_1_last_rotated``...)."""
+        __tracebackhide__ = True
+        key = ("credential_report", self.id)
+        if key in self.source._cache:
+            return self.source._cache[key]
+        if key in self.source._errors:
+            raise self.source._errors[key]
+        try:
+            rows = self._fetch_credential_report()
+        except DataUnavailable as exc:
+            self.source._errors[key] = exc
+            raise
+        self.source._cache[key] = rows
+        return rows
+
+    def _fetch_credential_report(self) -> list[dict[str, str]]:
+        __tracebackhide__ = True
+        region = self.home_region
+        deadline = time.monotonic() + self.source.report_wait
+        while True:
+            # Not cached: each GenerateCredentialReport call asks how far the report is.
+            gen = self.source._call(self.profile, self.id, "iam", "generate_credential_report", region, {},
+                                    cache=False)
+            if gen.get("State") == "COMPLETE" or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        # Still in progress at the deadline: GetCredentialReport then fails with
+        # ReportInProgress, which is an ERROR naming the call, not a guess.
+        got = self._read("iam", "get_credential_report", region)
+        content = got.get("Content", b"")
+        text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
+        return list(csv.DictReader(io.StringIO(text)))
+
+    def account_summary(self) -> dict[str, int]:
+        """iam:GetAccountSummary's SummaryMap (``AccountMFAEnabled``, ``AccountAccessKeysPresent``...)."""
+        __tracebackhide__ = True
+        return self._read("iam", "get_account_summary", self.home_region).get("SummaryMap", {})
+
+    def virtual_mfa_devices(self) -> list[dict]:
+        __tracebackhide__ = True
+        return self._read("iam", "list_virtual_mfa_devices", self.home_region).get("VirtualMFADevices", [])
+
+    def password_policy(self) -> dict | None:
+        """The account password policy, or None when none is set."""
+        __tracebackhide__ = True
+        out = self._read("iam", "get_account_password_policy", self.home_region, absent=("NoSuchEntity",))
+        return None if out is ABSENT else out.get("PasswordPolicy", {})
+
+    def users(self) -> list[dict]:
+        __tracebackhide__ = True
+        return self._read("iam", "list_users", self.home_region).get("Users", [])
+
+    def user_policies(self, user_name: str) -> dict[str, list[str]]:
+        """Policies attached directly to a user: ``{"attached": [arn...], "inline": [name...]}``."""
+        __tracebackhide__ = True
+        attached = self._read("iam", "list_attached_user_policies", self.home_region, {"UserName": user_name})
+        inline = self._read("iam", "list_user_policies", self.home_region, {"UserName": user_name})
+        return {"attached": [p["PolicyArn"] for p in attached.get("AttachedPolicies", [])],
+                "inline": list(inline.get("PolicyNames", []))}
+
+    def customer_policies(self) -> list[dict]:
+        """Customer-managed policies in use (attached somewhere), each with its default
+        version's ``Document`` (a dict) added."""
+        __tracebackhide__ = True
+        policies = self._read("iam", "list_policies", self.home_region,
+                              {"Scope": "Local", "OnlyAttached": True}).get("Policies", [])
+        out = []
+        for p in policies:
+            ver = self._read("iam", "get_policy_version", self.home_region,
+                             {"PolicyArn": p["Arn"], "VersionId": p["DefaultVersionId"]})
+            doc = ver.get("PolicyVersion", {}).get("Document", {})
+            if isinstance(doc, str):
+                from urllib.parse import unquote
+
+                doc = json.loads(unquote(doc))
+            out.append({**p, "Document": doc})
+        return out
+
+    def policy_entities(self, policy_arn: str) -> dict[str, list[dict]]:
+        """Who has a managed policy attached: ``{"PolicyRoles": [...], "PolicyUsers": [...], "PolicyGroups": [...]}``;
+        empty lists when the policy does not exist."""
+        __tracebackhide__ = True
+        out = self._read("iam", "list_entities_for_policy", self.home_region, {"PolicyArn": policy_arn},
+                         absent=("NoSuchEntity",))
+        out = _absent(out, {})
+        return {k: out.get(k, []) for k in ("PolicyRoles", "PolicyUsers", "PolicyGroups")}
+
+    # -- EC2 / VPC (per region) --------------------------------------------------------------
+
+    def security_groups(self, region: str) -> list[dict]:
+        __tracebackhide__ = True
+        return self._read("ec2", "describe_security_groups", region).get("SecurityGroups", [])
+
+    def network_acls(self, region: str) -> list[dict]:
+        __tracebackhide__ = True
+        return self._read("ec2", "describe_network_acls", region).get("NetworkAcls", [])
+
+    def vpcs(self, region: str) -> list[dict]:
+        __tracebackhide__ = True
+        return self._read("ec2", "describe_vpcs", region).get("Vpcs", [])
+
+    def flow_logs(self, region: str) -> list[dict]:
+        __tracebackhide__ = True
+        return self._read("ec2", "describe_flow_logs", region).get("FlowLogs", [])
+
+    def ebs_encryption_by_default(self, region: str) -> bool:
+        __tracebackhide__ = True
+        return bool(self._read("ec2", "get_ebs_encryption_by_default", region).get("EbsEncryptionByDefault"))
+
+    def launch_template_version(self, region: str, template_id: str, version: str | None) -> dict | None:
+        """One launch template version's ``LaunchTemplateData`` (``$Default`` when no version is given)."""
+        __tracebackhide__ = True
+        out = self._read("ec2", "describe_launch_template_versions", region,
+                         {"LaunchTemplateId": template_id, "Versions": [str(version or "$Default")]})
+        versions = out.get("LaunchTemplateVersions", [])
+        return versions[0].get("LaunchTemplateData", {}) if versions else None
+
+    # -- logging -------------------------------------------------------------------------------
+
+    def trails(self, region: str) -> list[dict]:
+        """CloudTrail trails visible from a region (shadow copies of multi-region trails included),
+        each with ``Status`` (GetTrailStatus) and ``EventSelectors`` (GetEventSelectors) added
+        for the trails whose home is this region."""
+        __tracebackhide__ = True
+        trails = self._read("cloudtrail", "describe_trails", region,
+                            {"includeShadowTrails": True}).get("trailList", [])
+        out = []
+        for t in trails:
+            t = dict(t)
+            home = t.get("HomeRegion", region)
+            status = self._read("cloudtrail", "get_trail_status", home, {"Name": t["TrailARN"]})
+            selectors = self._read("cloudtrail", "get_event_selectors", home, {"TrailName": t["TrailARN"]})
+            t["Status"] = status
+            t["EventSelectors"] = selectors.get("EventSelectors", [])
+            t["AdvancedEventSelectors"] = selectors.get("AdvancedEventSelectors", [])
+            out.append(t)
+        return out
+
+    def config_recorders(self, region: str) -> list[dict]:
+        """AWS Config recorders of a region, each with its ``Status`` merged in."""
+        __tracebackhide__ = True
+        recs = self._read("config", "describe_configuration_recorders", region).get("ConfigurationRecorders", [])
+        stats = self._read("config", "describe_configuration_recorder_status", region) \
+            .get("ConfigurationRecordersStatus", [])
+        by_name = {s["name"]: s for s in stats}
+        return [{**r, "Status": by_name.get(r["name"], {})} for r in recs]
+
+    # -- KMS ----------------------------------------------------------------------------------
+
+    def kms_keys(self, region: str) -> list[dict]:
+        """Customer-managed KMS keys of a region, each ``KeyMetadata`` with ``RotationEnabled``
+        added for symmetric keys (rotation only exists for those)."""
+        __tracebackhide__ = True
+        keys = self._read("kms", "list_keys", region).get("Keys", [])
+        out = []
+        for k in keys:
+            meta = self._read("kms", "describe_key", region, {"KeyId": k["KeyId"]}).get("KeyMetadata", {})
+            if meta.get("KeyManager") != "CUSTOMER" or meta.get("KeyState") != "Enabled":
+                continue
+            if meta.get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT":
+                rot = self._read("kms", "get_key_rotation_status", region, {"KeyId": k["KeyId"]})
+                meta = {**meta, "RotationEnabled": bool(rot.get("KeyRotationEnabled"))}
+            out.append(meta)
+        return out
+
+    # -- S3 -----------------------------------------------------------------------------------
+
+    def buckets(self) -> list[dict]:
+        """Every S3 bucket of the account (ListBuckets is global), with ``Region`` added."""
+        __tracebackhide__ = True
+        out = []
+        for b in self._read("s3", "list_buckets", self.home_region).get("Buckets", []):
+            loc = self._read("s3", "get_bucket_location", self.home_region, {"Bucket": b["Name"]})
+            out.append({**b, "Region": loc.get("LocationConstraint") or "us-east-1"})
+        return out
+
+    def bucket_public_access_block(self, bucket: dict) -> dict | None:
+        __tracebackhide__ = True
+        out = self._read("s3", "get_public_access_block", bucket["Region"], {"Bucket": bucket["Name"]},
+                         absent=("NoSuchPublicAccessBlockConfiguration",))
+        return None if out is ABSENT else out.get("PublicAccessBlockConfiguration", {})
+
+    def account_public_access_block(self) -> dict | None:
+        __tracebackhide__ = True
+        out = self._read("s3control", "get_public_access_block", self.home_region, {"AccountId": self.id},
+                         absent=("NoSuchPublicAccessBlockConfiguration",))
+        return None if out is ABSENT else out.get("PublicAccessBlockConfiguration", {})
+
+    def bucket_policy(self, bucket: dict) -> dict | None:
+        """A bucket's policy document as a dict, or None when it has none."""
+        __tracebackhide__ = True
+        out = self._read("s3", "get_bucket_policy", bucket["Region"], {"Bucket": bucket["Name"]},
+                         absent=("NoSuchBucketPolicy",))
+        return None if out is ABSENT else json.loads(out.get("Policy") or "{}")
+
+    def bucket_encryption(self, bucket: dict) -> list[dict]:
+        """A bucket's default encryption rules (empty when none is configured)."""
+        __tracebackhide__ = True
+        out = self._read("s3", "get_bucket_encryption", bucket["Region"], {"Bucket": bucket["Name"]},
+                         absent=("ServerSideEncryptionConfigurationNotFoundError",))
+        return [] if out is ABSENT else out.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+
+    def bucket_logging(self, bucket: dict) -> dict | None:
+        """A bucket's server access logging target, or None when access logging is off."""
+        __tracebackhide__ = True
+        out = self._read("s3", "get_bucket_logging", bucket["Region"], {"Bucket": bucket["Name"]})
+        return out.get("LoggingEnabled")
+
+    def bucket_acl(self, bucket: dict) -> list[dict]:
+        __tracebackhide__ = True
+        return self._read("s3", "get_bucket_acl", bucket["Region"], {"Bucket": bucket["Name"]}).get("Grants", [])
+
+    # -- EKS ----------------------------------------------------------------------------------
+
+    def eks_clusters(self, region: str) -> list[dict]:
+        """EKS clusters of a region, each DescribeCluster's ``cluster`` dict."""
+        __tracebackhide__ = True
+        names = self._read("eks", "list_clusters", region).get("clusters", [])
+        return [self._read("eks", "describe_cluster", region, {"name": n}).get("cluster", {}) for n in names]
+
+    def eks_nodegroups(self, region: str, cluster_name: str) -> list[dict]:
+        """Managed node groups of a cluster, each DescribeNodegroup's ``nodegroup`` dict."""
+        __tracebackhide__ = True
+        names = self._read("eks", "list_nodegroups", region, {"clusterName": cluster_name}).get("nodegroups", [])
+        return [self._read("eks", "describe_nodegroup", region,
+                           {"clusterName": cluster_name, "nodegroupName": n}).get("nodegroup", {})
+                for n in names]

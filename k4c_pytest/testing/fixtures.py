@@ -1,0 +1,45 @@
+"""pytest fixtures for a real test control plane (like controller-runtime's envtest).
+
+Enable with ``pytest_plugins = ["k4c_pytest.testing.fixtures"]`` in the root ``conftest.py``.
+Missing binaries fail the tests that need them, with how to build them: they never skip, so
+a CI job without ``make control-plane`` cannot pass by testing nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from k4c_pytest.testing.controlplane import ControlPlane, ControlPlaneUnavailable, KubeApi
+from k4c_pytest.testing.faults import FaultProxy
+
+
+@pytest.fixture(scope="session")
+def k4c_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver for the session; see :class:`~k4c_pytest.testing.controlplane.ControlPlane`."""
+    cp = ControlPlane(tmp_path_factory.mktemp("k4c-control-plane"))
+    try:
+        cp.start()
+    except ControlPlaneUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def k4c_kube(k4c_control_plane: ControlPlane) -> KubeApi:
+    """The admin REST client of the session control plane (``create``, ``delete``, ``applied``...)."""
+    return k4c_control_plane.api()
+
+
+@pytest.fixture
+def k4c_fault_proxy(k4c_control_plane: ControlPlane) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session control plane, for one test."""
+    proxy = k4c_control_plane.fault_proxy()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()

@@ -1,0 +1,194 @@
+"""The ``k4c`` command, run as a user runs it: the installed console script, from a folder that
+is not the project, so nothing depends on the current directory."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k4c_pytest import __version__, demo
+
+K4C = Path(sys.executable).with_name("k4c")
+
+COMPLIANT = [
+    {"apiVersion": "v1", "kind": "Namespace",
+     "metadata": {"name": "payments", "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+     "metadata": {"name": "default-deny", "namespace": "payments"},
+     "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
+    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "payments"},
+     "automountServiceAccountToken": False},
+]
+# The same namespace, but without an enforced Pod Security level.
+NON_COMPLIANT = [{**COMPLIANT[0], "metadata": {"name": "payments"}}, *COMPLIANT[1:]]
+
+
+def k4c(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    # The outer pytest's variables (PYTEST_CURRENT_TEST, PYTEST_ADDOPTS) must not leak into the run.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run([str(K4C), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_manifests(folder: Path, objects: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "all.yaml").write_text(yaml.safe_dump_all(objects))
+    return folder
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    """A working directory with no pytest configuration, conftest or suites in it."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    return cwd
+
+
+def test_console_script_is_installed():
+    assert K4C.is_file(), f"the k4c console script is not installed next to {sys.executable}"
+
+
+def test_version(elsewhere):
+    res = k4c("--version", cwd=elsewhere)
+    assert res.returncode == 0
+    assert res.stdout.strip() == f"k4c {__version__}"
+
+
+@pytest.mark.parametrize("objects, expected_status, psa_outcome", [
+    (COMPLIANT, 0, "PASS"),
+    (NON_COMPLIANT, 1, "FAIL"),
+])
+def test_run_on_manifests_from_another_folder(elsewhere, tmp_path, objects, expected_status, psa_outcome):
+    manifests = write_manifests(tmp_path / "manifests", objects)
+    (elsewhere / "out").mkdir()
+    res = k4c("run", "--manifests", str(manifests), "--suite", "cluster", "--json", "out/results.json",
+              "--html", "out/report.html", "--", "-q", cwd=elsewhere)
+    assert res.returncode == expected_status, res.stdout[-3000:] + res.stderr[-3000:]
+    results = json.loads((elsewhere / "out" / "results.json").read_text())
+    outcomes = {r["id"]: r["outcome"] for r in results["controls"]}
+    assert outcomes["K4C-CL-PSA-001"] == psa_outcome
+    assert results["target"] == {"mode": "manifests", "manifests": str(manifests), "server_version": None}
+    assert all(r["layer"] == "cluster" for r in results["controls"]), "--suite cluster ran another suite"
+    html = (elsewhere / "out" / "report.html").read_text()
+    assert "K4C-CL-PSA-001" in html and "k4c compliance evidence" in html
+    # Nothing was written next to the suites or into the working directory but what was asked.
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["out"]
+
+
+def test_run_passes_arguments_after_double_dash_to_pytest(elsewhere, tmp_path):
+    manifests = write_manifests(tmp_path / "manifests", NON_COMPLIANT)
+    res = k4c("run", "--manifests", str(manifests), "--suite", "cluster", "--json", "r.json",
+              "--", "-k", "pod_security", cwd=elsewhere)
+    assert res.returncode == 1, res.stdout[-3000:]
+    controls = json.loads((elsewhere / "r.json").read_text())["controls"]
+    assert [r["id"] for r in controls] == ["K4C-CL-PSA-001"]
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["run", "--snapshot", "missing.json.gz"], 2, "--snapshot: missing.json.gz: no such file"),
+    (["run", "--manifests", "nowhere"], 2, "--manifests: nowhere: not a folder"),
+    (["run", "--snapshot", "a", "--manifests", "b"], 2, "not allowed with argument"),
+    (["run", "--suite", "nosuchlayer"], 2, "invalid choice: 'nosuchlayer'"),
+    (["run", "--json", "no/such/folder/r.json"], 2, "--json: folder no/such/folder does not exist"),
+    (["run", "--cluster", "prod", "--kubeconfig", "missing-kubeconfig"], 2, "--kubeconfig: missing-kubeconfig: no such file"),
+    (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    ([], 2, "usage: k4c"),
+    (["collect", "-o", "snap.json.gz"], 2, "the following arguments are required: --cluster"),
+    (["collect", "--cluster", "prod", "--kubeconfig", "missing-kubeconfig", "-o", "s.json"], 2,
+     "--kubeconfig: missing-kubeconfig: no such readable file"),
+    (["collect", "--cluster", "prod", "-o", "no/such/folder/s.json"], 2, "-o: folder no/such/folder does not exist"),
+    (["demo", "--out", "a-file"], 2, "--out: a-file is a file, not a folder"),
+])
+def test_bad_usage_is_a_message_not_a_traceback(elsewhere, args, status, message):
+    (elsewhere / "a-file").write_text("")
+    res = k4c(*args, cwd=elsewhere)
+    assert res.returncode == status, res.stderr
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_pytest_usage_errors_exit_4(elsewhere, tmp_path):
+    manifests = write_manifests(tmp_path / "manifests", COMPLIANT)
+    res = k4c("run", "--manifests", str(manifests), "--benchmark", "cis-nonsense", cwd=elsewhere)
+    assert res.returncode == 4
+    assert "--k4c-benchmark: unknown benchmark cis-nonsense" in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_collect_with_unknown_context_names_the_available_ones(elsewhere):
+    kubeconfig = elsewhere / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "staging",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "staging", "context": {"cluster": "c", "user": "u"}}]}))
+    res = k4c("collect", "--cluster", "prod", "--kubeconfig", str(kubeconfig), "-o", "s.json.gz", cwd=elsewhere)
+    assert res.returncode == 2
+    assert "--cluster: context 'prod' is not in" in res.stderr and "available: staging" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not list(elsewhere.glob("s.json*"))
+
+
+def _demo_results(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def test_demo_runs_every_suite_on_the_bundled_snapshot(elsewhere):
+    res = k4c("demo", "--out", "demo-out", cwd=elsewhere)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = elsewhere / "demo-out"
+    results = _demo_results(out)
+    totals = results["totals"]
+    assert totals["PASS"] >= 1 and totals["FAIL"] >= 1, totals
+    assert f"{totals['PASS']} PASS" in res.stdout and f"{totals['FAIL']} FAIL" in res.stdout
+    assert str(out / "report.html") in res.stdout and str(out / "results.json") in res.stdout
+    assert results["target"]["mode"] == "snapshot"
+    # Every bundled suite ran, not just the cluster one.
+    from k4c_pytest.cli import available_suites
+
+    assert {r["layer"] for r in results["controls"]} == set(available_suites())
+    html = (out / "report.html").read_text()
+    # Evidence names the offenders of the demo's deliberately bad objects...
+    assert "alice@example.com" in html and "ops-everything" in html and "billing-api" in html
+    # ...and no secret-like value of the demo reached the report or the results.
+    assert demo.CANARY not in html
+    assert demo.CANARY not in (out / "results.json").read_text()
+
+
+def test_bundled_demo_snapshot_is_redacted_and_complete():
+    with demo.snapshot_path() as path:
+        raw = gzip.decompress(path.read_bytes())
+    assert demo.CANARY.encode() not in raw
+    doc = json.loads(raw)
+    from k4c_pytest.sources.kinds import KNOWN_KINDS
+
+    assert {k.key for k in KNOWN_KINDS} <= set(doc["kinds"])
+    assert all(v["status"] == "listed" for v in doc["kinds"].values())
+    names = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+             for v in doc["kinds"].values() for o in v["items"]}
+    # The snapshot was collected from the objects in objects.yaml (regenerate it after editing them).
+    wanted = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in demo.objects()}
+    assert wanted <= names, f"stale demo snapshot, missing: {sorted(wanted - names)}"
+
+
+@pytest.mark.controlplane
+def test_demo_live_reaches_the_outcomes_of_the_bundled_snapshot(elsewhere):
+    """--live seeds a real control plane with objects.yaml: the bundled snapshot must tell the same story."""
+    snap = k4c("demo", "--out", "snap", cwd=elsewhere)
+    live = k4c("demo", "--live", "--out", "live", cwd=elsewhere)
+    assert snap.returncode == 0, snap.stderr[-3000:]
+    assert live.returncode == 0, live.stdout[-3000:] + live.stderr[-3000:]
+    snap_results, live_results = _demo_results(elsewhere / "snap"), _demo_results(elsewhere / "live")
+    assert live_results["target"]["mode"] == "live"
+
+    def story(results):
+        return {r["nodeid"]: (r["outcome"], [e["rows"] for e in r["evidence"] if e["type"] == "table"])
+                for r in results["controls"]}
+
+    assert story(live_results) == story(snap_results)

@@ -1,0 +1,165 @@
+"""k4c_pytest.workloads on plain dicts: owner de-duplication, containers, token automount."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k4c_pytest import workloads
+from k4c_pytest.outcomes import DataUnavailable, KindNotServed
+from k4c_pytest.sources.cluster import ClusterSource
+from k4c_pytest.sources.cluster_manifests import ManifestsBackend
+
+API = {"Pod": "v1", "ReplicationController": "v1", "Job": "batch/v1", "CronJob": "batch/v1"}
+POD_SPEC = {"containers": [{"name": "app", "image": "app:1"}]}
+
+
+class FakeBackend:
+    mode = "live"
+
+    def __init__(self, objects, fail=(), not_served=()):
+        self.objects, self.fail, self.not_served = objects, fail, not_served
+
+    def describe(self):
+        return {"mode": "live"}
+
+    def server_version(self):
+        return None
+
+    def fetch(self, kind):
+        if kind.kind in self.fail:
+            raise DataUnavailable(kind.key, "forbidden (HTTP 403)")
+        if kind.kind in self.not_served:
+            raise KindNotServed(kind.key)
+        return [o for o in self.objects if o["kind"] == kind.kind]
+
+
+def obj(kind, name, ns="shop", uid=None, owner=None, spec=None):
+    """A workload object; ``owner`` is (kind, name, uid or None)."""
+    meta = {"name": name, "namespace": ns}
+    if uid:
+        meta["uid"] = uid
+    if owner:
+        ref = {"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1], "controller": True}
+        if owner[2]:
+            ref["uid"] = owner[2]
+        meta["ownerReferences"] = [ref]
+    pod_spec = spec or POD_SPEC
+    if kind == "Pod":
+        body = {"spec": pod_spec}
+    elif kind == "CronJob":
+        body = {"spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}}
+    else:
+        body = {"spec": {"template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}}}
+    return {"apiVersion": API.get(kind, "apps/v1"), "kind": kind, "metadata": meta, **body}
+
+
+def refs(objects, **backend):
+    return sorted(w.ref for w in workloads.collect(ClusterSource(FakeBackend(objects, **backend))))
+
+
+def test_deployment_replicaset_and_pods_reported_once_as_the_deployment():
+    objects = [obj("Deployment", "web", uid="d1"),
+               obj("ReplicaSet", "web-5d8", uid="r1", owner=("Deployment", "web", "d1")),
+               obj("Pod", "web-5d8-a", uid="p1", owner=("ReplicaSet", "web-5d8", "r1")),
+               obj("Pod", "web-5d8-b", uid="p2", owner=("ReplicaSet", "web-5d8", "r1"))]
+    assert refs(objects) == ["Deployment/shop/web"]
+
+
+def test_job_owned_by_a_cronjob_is_reported_as_the_cronjob():
+    objects = [obj("CronJob", "nightly", uid="c1"),
+               obj("Job", "nightly-2900", uid="j1", owner=("CronJob", "nightly", "c1")),
+               obj("Pod", "nightly-2900-x", uid="p1", owner=("Job", "nightly-2900", "j1"))]
+    (w,) = workloads.collect(ClusterSource(FakeBackend(objects)))
+    assert w.ref == "CronJob/shop/nightly"
+    assert w.spec_path == "spec.jobTemplate.spec.template.spec"
+
+
+def test_pod_whose_owner_is_absent_stands_alone():
+    objects = [obj("Pod", "orphan", uid="p1", owner=("ReplicaSet", "gone", "r-gone")),
+               # an owner kind k4c does not read (an operator's own resource) is absent too
+               obj("Pod", "operated", uid="p2", owner=("Database", "pg", "x1")),
+               obj("Pod", "bare", uid="p3")]
+    assert refs(objects) == ["Pod/shop/bare", "Pod/shop/operated", "Pod/shop/orphan"]
+
+
+def test_owner_matched_by_name_without_uids_and_only_in_its_namespace():
+    # manifests carry no uids: the owner is found by kind, namespace and name
+    objects = [obj("Deployment", "web"),
+               obj("ReplicaSet", "web-1", owner=("Deployment", "web", None)),
+               obj("ReplicaSet", "web-1", ns="other", owner=("Deployment", "web", None))]
+    assert refs(objects) == ["Deployment/shop/web", "ReplicaSet/other/web-1"]
+
+
+def test_non_controller_owner_reference_does_not_hide_a_pod():
+    pod = obj("Pod", "p", uid="p1", owner=("ReplicaSet", "rs", "r1"))
+    pod["metadata"]["ownerReferences"][0]["controller"] = False
+    assert refs([obj("ReplicaSet", "rs", uid="r1"), pod]) == ["Pod/shop/p", "ReplicaSet/shop/rs"]
+
+
+def test_unserved_kind_is_empty_but_unreadable_kind_raises():
+    assert refs([obj("Pod", "p")], not_served=("CronJob", "Job")) == ["Pod/shop/p"]
+    with pytest.raises(DataUnavailable):
+        workloads.collect(ClusterSource(FakeBackend([obj("Pod", "p")], fail=("CronJob",))))
+
+
+def test_object_without_a_template_is_skipped():
+    broken = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "shop"}, "spec": {}}
+    assert refs([broken]) == []
+
+
+def test_through_a_manifests_folder(tmp_path: Path):
+    docs = [obj("Deployment", "web"), obj("ReplicaSet", "web-1", owner=("Deployment", "web", None)),
+            obj("Pod", "web-1-a", owner=("ReplicaSet", "web-1", None)), obj("CronJob", "nightly")]
+    (tmp_path / "all.yaml").write_text(yaml.safe_dump_all(docs))
+    source = ClusterSource(ManifestsBackend(tmp_path))
+    assert sorted(w.ref for w in source.workloads()) == ["CronJob/shop/nightly", "Deployment/shop/web"]
+
+
+def test_containers_include_init_and_ephemeral_and_field_paths():
+    spec = {"initContainers": [{"name": "init"}], "containers": [{"name": "a"}, {"name": "b"}],
+            "ephemeralContainers": [{"name": "debug"}]}
+    assert [(f, i, c["name"]) for f, i, c in workloads.containers(spec)] == [
+        ("initContainers", 0, "init"), ("containers", 0, "a"), ("containers", 1, "b"),
+        ("ephemeralContainers", 0, "debug")]
+    (w,) = workloads.collect(ClusterSource(FakeBackend([obj("Deployment", "web", spec=spec)])))
+    assert w.field_path("containers", 1, "env[0]") == "spec.template.spec.containers[1].env[0]"
+    (p,) = workloads.collect(ClusterSource(FakeBackend([obj("Pod", "p", spec=spec)])))
+    assert p.field_path("ephemeralContainers", 0, "envFrom[0].secretRef") == "spec.ephemeralContainers[0].envFrom[0].secretRef"
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({}, "default"), ({"serviceAccount": "legacy"}, "legacy"),
+    ({"serviceAccountName": "app", "serviceAccount": "legacy"}, "app"),
+])
+def test_service_account_name(spec, expected):
+    assert workloads.service_account_name(spec) == expected
+
+
+def _sa(name, value=None, ns="shop"):
+    sa = {"kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}}
+    if value is not None:
+        sa["automountServiceAccountToken"] = value
+    return sa
+
+
+@pytest.mark.parametrize("pod_field, sa_field, sa_exists, expected", [
+    (None, None, True, (True, "default")),
+    (None, None, False, (True, "default")),
+    (None, False, True, (False, "ServiceAccount shop/app")),
+    (None, True, True, (True, "ServiceAccount shop/app")),
+    (False, True, True, (False, "pod spec")),
+    (True, False, True, (True, "pod spec")),
+])
+def test_token_automount_precedence(pod_field, sa_field, sa_exists, expected):
+    spec = {**POD_SPEC, "serviceAccountName": "app"}
+    if pod_field is not None:
+        spec["automountServiceAccountToken"] = pod_field
+    (w,) = workloads.collect(ClusterSource(FakeBackend([obj("Deployment", "web", spec=spec)])))
+    accounts = {("shop", "app"): _sa("app", sa_field)} if sa_exists else {}
+    # a service account of the same name in another namespace is not this one
+    accounts[("other", "app")] = _sa("app", False, ns="other")
+    mount = workloads.token_automount(w, accounts)
+    assert (mount.mounted, mount.decided_by) == expected
