@@ -19,13 +19,24 @@ _env = Environment(loader=PackageLoader("k4c_pytest.report", "."), autoescape=se
 
 
 def render_evidence(record: dict[str, Any]) -> str:
+    """One control's record as HTML: id, title, outcome, reason, evidence, remediation."""
     return _env.get_template("evidence.html").render(r=record)
 
 
 def evidence_extra(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as a pytest-html extra, shown under the control's row."""
     from pytest_html import extras
 
     return extras.html(render_evidence(record))
+
+
+_TEST_ID = '<td class="col-testId">'
+
+
+def _escape_cell(cell: str, prefix: str) -> str:
+    if isinstance(cell, str) and cell.startswith(prefix) and cell.endswith("</td>"):
+        return f"{prefix}{escape(cell[len(prefix):-len('</td>')])}</td>"
+    return cell
 
 
 class HtmlHooks:
@@ -50,6 +61,9 @@ class HtmlHooks:
         cells.insert(2, '<th data-column-type="k4c-outcome">Outcome</th>')
 
     def pytest_html_results_table_row(self, report, cells: list[str]) -> None:
+        # pytest-html puts the node id in unescaped, and a control parametrized over cluster data
+        # (a namespace, a manifest's name) has that data in its node id.
+        cells[:] = [_escape_cell(c, _TEST_ID) for c in cells]
         control_id = getattr(report, "k4c_control", "")
         outcome = self.outcomes.get(report.nodeid, getattr(report, "k4c_outcome", "")) if control_id else ""
         cells.insert(1, f'<td class="col-control">{escape(control_id)}</td>')

@@ -1,0 +1,1 @@
+"""The container layer's image options and the ``image`` fixture. Being written."""
