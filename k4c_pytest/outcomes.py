@@ -8,6 +8,8 @@ reported as WAIVED with its justification.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 PASS, FAIL, ERROR, NA, MANUAL, WAIVED = "PASS", "FAIL", "ERROR", "N/A", "MANUAL", "WAIVED"
@@ -99,6 +101,35 @@ def phase_outcome(report: pytest.TestReport, exc: BaseException | None) -> tuple
         return ERROR, f"{where} raised {type(exc).__name__}: {exc}".strip().removesuffix(":")
     return ERROR, f"{report.when} failed"
 
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _is_internal(tb) -> bool:
+    """A frame of k4c's own code (the bundled suites excepted: they are controls)."""
+    path = Path(tb.tb_frame.f_code.co_filename)
+    return path.is_relative_to(_PACKAGE) and not path.is_relative_to(_PACKAGE / "suites")
+
+
+def _is_user(tb) -> bool:
+    parts = Path(tb.tb_frame.f_code.co_filename).parts
+    return not _is_internal(tb) and "_pytest" not in parts and "pluggy" not in parts
+
+
+def trim_traceback(excinfo: pytest.ExceptionInfo) -> None:
+    """End the traceback of a DataUnavailable at the control's (or its fixture's) line that asked
+    for the data: how k4c's sources got to the failure is no help to whoever reads the report.
+
+    Sources cache a failure and raise it again for every control that needs the kind, so the
+    chain also holds the frames of the first control that met it; cutting removes them too."""
+    tb = excinfo.tb
+    while tb is not None and tb.tb_next is not None:
+        if _is_user(tb) and _is_internal(tb.tb_next):
+            tb.tb_next = None
+            excinfo.traceback = type(excinfo.traceback)(excinfo.tb)
+            return
+        tb = tb.tb_next
 
 
 # Shown in reports under the name users import them by (``k4c_pytest.DataUnavailable``).

@@ -16,7 +16,7 @@ from k4c_pytest import __version__, controls
 from k4c_pytest.catalog import BENCHMARKS
 from k4c_pytest.evidence import DEFAULT_MAX_ROWS, Evidence
 from k4c_pytest.outcomes import (ERROR, MANUAL, NA, PASS, RANK, WAIVED, DataUnavailable, ManualCheck, NotApplicable,
-                                 phase_outcome)
+                                 phase_outcome, trim_traceback)
 from k4c_pytest.run import Run, RUN_KEY
 from k4c_pytest.settings import INI, Settings
 
@@ -231,40 +231,11 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 # -- outcomes --------------------------------------------------------------------------------
 
-_PACKAGE = Path(__file__).resolve().parent
-
-
-def _is_internal(tb) -> bool:
-    """A frame of k4c's own code (the bundled suites excepted: they are controls)."""
-    path = Path(tb.tb_frame.f_code.co_filename)
-    return path.is_relative_to(_PACKAGE) and not path.is_relative_to(_PACKAGE / "suites")
-
-
-def _is_user(tb) -> bool:
-    parts = Path(tb.tb_frame.f_code.co_filename).parts
-    return not _is_internal(tb) and "_pytest" not in parts and "pluggy" not in parts
-
-
-def _cut_at_k4c(excinfo: pytest.ExceptionInfo) -> None:
-    """End the traceback of a DataUnavailable at the control's (or its fixture's) line that asked
-    for the data: how k4c's sources got to the failure is no help to whoever reads the report.
-
-    Sources cache a failure and raise it again for every control that needs the kind, so the
-    chain also holds the frames of the first control that met it; cutting removes them too."""
-    tb = excinfo.tb
-    while tb is not None and tb.tb_next is not None:
-        if _is_user(tb) and _is_internal(tb.tb_next):
-            tb.tb_next = None
-            excinfo.traceback = type(excinfo.traceback)(excinfo.tb)
-            return
-        tb = tb.tb_next
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if call.excinfo is not None and isinstance(call.excinfo.value, DataUnavailable) \
             and not item.config.getoption("fulltrace", False):
-        _cut_at_k4c(call.excinfo)
+        trim_traceback(call.excinfo)
     report = yield
     control = item.stash.get(CONTROL_KEY, None)
     if control is None:

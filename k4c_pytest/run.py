@@ -193,15 +193,17 @@ def _live_backend(context: str | None, kubeconfig: str | None, page_size: int):
         path = Path(kubeconfig)
         if not path.is_file() or not os.access(path, os.R_OK):
             raise pytest.UsageError(f"--k4c-kubeconfig: {kubeconfig}: no such readable file")
+    flag = "--k4c-kubeconfig" if kubeconfig else "--k4c-cluster"
+    # The kubernetes client reads $KUBECONFIG once, when it is imported; read it now instead.
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
     if context and context != cluster_live.IN_CLUSTER:
         # Listing the contexts only enriches the message; when the file cannot be listed, loading
         # it below says why.
         available = cluster_live.contexts(kubeconfig)
         if available and context not in available:
-            where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            where = kubeconfig or "~/.kube/config"
             raise pytest.UsageError(f"--k4c-cluster: context {context!r} is not in {where} "
                                     f"(available: {', '.join(available)})")
-    flag = "--k4c-kubeconfig" if kubeconfig else "--k4c-cluster"
     try:
         return cluster_live.LiveBackend(context, kubeconfig, page_size=page_size)
     except cluster_live.ConfigError as exc:

@@ -181,6 +181,10 @@ def test_what_pytest_prints(outcome_run):
     result.stdout.fnmatch_lines(["N/A [[]1[]] test_controls.py:*: networking.k8s.io/v1/networkpolicies: the server could not*"])
     assert "k4c_pytest.outcomes" not in out
     result.stdout.fnmatch_lines(["*ERROR at call of test_forbidden*", "*ERROR at teardown of test_teardown*"])
+    # An ERROR's traceback ends at the control's line that needed the data, not inside k4c.
+    result.stdout.fnmatch_lines(['>       assert not cluster.list("Secret")', "*",
+                                 'E       k4c_pytest.DataUnavailable: v1/secrets: not read at collection time*'])
+    assert "cluster_snapshot.py" not in out and "sources/cluster.py" not in out
 
 
 def test_k4c_summary_per_layer(outcome_run):
