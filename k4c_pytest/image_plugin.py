@@ -1,1 +1,1 @@
-"""The container layer's image options and the ``image`` fixture. Being written."""
+"""The image source options and the ``image`` fixture. Being written: no options or fixtures yet."""

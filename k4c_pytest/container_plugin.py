@@ -1,0 +1,1 @@
+"""The container layer's options and fixtures. Being written: no options or fixtures yet."""

@@ -1,0 +1,1 @@
+"""The host layer's options and fixtures. Being written: no options or fixtures yet."""
