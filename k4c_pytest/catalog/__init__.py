@@ -6,4 +6,7 @@ BENCHMARKS = {
     "pss": "Kubernetes Pod Security Standards",
     "cis-aws-3.0": "CIS Amazon Web Services Foundations Benchmark v3.0.0",
     "cis-eks-1.5": "CIS Amazon Elastic Kubernetes Service Benchmark v1.5.0",
+    "cis-docker-1.7": "CIS Docker Benchmark v1.7.0",
+    "owasp-asvs-4.0.3": "OWASP Application Security Verification Standard 4.0.3",
+    "nist-ssdf-1.1": "NIST SP 800-218 Secure Software Development Framework v1.1",
 }
