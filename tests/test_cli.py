@@ -192,3 +192,22 @@ def test_demo_live_reaches_the_outcomes_of_the_bundled_snapshot(elsewhere):
                 for r in results["controls"]}
 
     assert story(live_results) == story(snap_results)
+
+
+@pytest.mark.controlplane
+def test_plain_pytest_runs_the_installed_suites_from_any_folder(k4c_control_plane, elsewhere):
+    """``pytest --pyargs k4c_pytest.suites --k4c-cluster=CTX``: the bundled suites, found through the
+    installed package, against a live cluster, from a folder that knows nothing of k4c."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["KUBECONFIG"] = str(k4c_control_plane.kubeconfig)
+    res = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "k4c_pytest.suites.cluster",
+                          "--k4c-cluster=k4c-admin", "--k4c-json=results.json", "-p", "no:cacheprovider"],
+                         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    # The pristine control plane has workloads-free namespaces without PSA labels or policies: FAILs.
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    results = json.loads((elsewhere / "results.json").read_text())
+    assert results["target"]["mode"] == "live" and results["target"]["context"] == "k4c-admin"
+    layers = {r["layer"] for r in results["controls"]}
+    assert layers == {"cluster"}
+    assert results["totals"]["PASS"] >= 1 and results["totals"]["ERROR"] == 0, results["totals"]
+    assert f"k4c {__version__}" in res.stdout
