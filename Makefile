@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.k4c-installed
 
-.PHONY: help venv demo demo-live control-plane system-deps test-deps test bench clean
+.PHONY: help venv demo demo-live control-plane system-deps pss-fixtures test-deps test bench clean
 
 help:
 	@echo "make demo        run every suite on the bundled demo environment (report.html + results.json)"
@@ -44,7 +44,11 @@ control-plane:
 system-deps:
 	bash scripts/install-system-deps.sh
 
-test-deps: venv system-deps control-plane
+# The Pod Security Standards conformance fixtures (Go module cache; tests/container uses them).
+pss-fixtures:
+	bash scripts/fetch-pss-fixtures.sh
+
+test-deps: venv system-deps control-plane pss-fixtures
 
 test: test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
