@@ -433,13 +433,17 @@ class ControlPlane:
     ``encryption_config``: ``True`` encrypts Secrets at rest with aescbc; a dict is written as
     the EncryptionConfiguration. ``extra_apiserver_flags`` (dict or ``["--flag=value"]``) add to
     or override the defaults; a ``None`` value removes a default flag. ``keep`` leaves the etcd
-    data in ``workdir`` after :meth:`stop` (logs are always kept).
+    data in ``workdir`` after :meth:`stop` (logs are always kept). ``etcd_tls`` serves etcd
+    over TLS with client and peer certificate auth (``etcd_client_cert`` is then a client
+    certificate etcd accepts); kube-apiserver gets ``--etcd-cafile/certfile/keyfile``.
     """
 
     def __init__(self, workdir: Path, *, encryption_config: bool | dict = False,
                  extra_apiserver_flags: dict | list | None = None, version: str | None = None,
-                 keep: bool = False, start_timeout: float = START_TIMEOUT):
+                 keep: bool = False, start_timeout: float = START_TIMEOUT, etcd_tls: bool = False):
         self.workdir = Path(workdir)
+        self.etcd_tls = etcd_tls
+        self.etcd_client_cert: tuple[Path, Path] | None = None
         self.version = version or os.environ.get("K4C_K8S_VERSION") or K8S_VERSION
         self.encryption_config = encryption_config
         self.extra_apiserver_flags = extra_apiserver_flags
@@ -551,8 +555,10 @@ class ControlPlane:
 
     def _start_etcd(self, binary: Path) -> None:
         client, peer = free_ports(2)
-        self.etcd_url = f"http://127.0.0.1:{client}"
-        peer_url = f"http://127.0.0.1:{peer}"
+        scheme = "https" if self.etcd_tls else "http"
+        self.etcd_url = f"{scheme}://127.0.0.1:{client}"
+        peer_url = f"{scheme}://127.0.0.1:{peer}"
+        tls_flags = self._etcd_tls_flags() if self.etcd_tls else []
         shutil.rmtree(self.etcd_dir, ignore_errors=True)
         self._spawn("etcd", [
             str(binary), "--name=k4c", f"--data-dir={self.etcd_dir}",
@@ -560,9 +566,15 @@ class ControlPlane:
             f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
             f"--initial-cluster=k4c={peer_url}", "--initial-cluster-state=new",
             # Test data is thrown away: skipping fsync makes writes an order of magnitude faster.
-            "--unsafe-no-fsync=true", "--log-level=warn",
+            "--unsafe-no-fsync=true", "--log-level=warn", *tls_flags,
         ], self.etcd_log)
-        pool = urllib3.HTTPConnectionPool("127.0.0.1", client, timeout=2.0, retries=False)
+        if self.etcd_client_cert:
+            pool = urllib3.HTTPSConnectionPool(
+                "127.0.0.1", client, timeout=2.0, retries=False, ca_certs=str(self.ca_path),
+                cert_file=str(self.etcd_client_cert[0]), key_file=str(self.etcd_client_cert[1]),
+                cert_reqs="CERT_REQUIRED")
+        else:
+            pool = urllib3.HTTPConnectionPool("127.0.0.1", client, timeout=2.0, retries=False)
 
         def healthy() -> bool:
             try:
@@ -575,6 +587,16 @@ class ControlPlane:
             self._wait("etcd", self.etcd_log, healthy, time.monotonic() + self.start_timeout)
         finally:
             pool.close()
+
+    def _etcd_tls_flags(self) -> list[str]:
+        assert self.ca is not None
+        cert, key = pki.issue(self.ca, "etcd", server_names=["127.0.0.1", "localhost"],
+                              client=True).write(self.pki_dir, "etcd-server")
+        self.etcd_client_cert = pki.issue(self.ca, "kube-apiserver-etcd-client").write(
+            self.pki_dir, "apiserver-etcd-client")
+        return [f"--cert-file={cert}", f"--key-file={key}", f"--trusted-ca-file={self.ca_path}",
+                "--client-cert-auth=true", f"--peer-cert-file={cert}", f"--peer-key-file={key}",
+                f"--peer-trusted-ca-file={self.ca_path}", "--peer-client-cert-auth=true"]
 
     # -- certificates and configuration files --
 
@@ -639,6 +661,9 @@ class ControlPlane:
             # Compliance tests create privileged pods on purpose, to see them reported.
             "allow-privileged": "true",
         }
+        if self.etcd_client_cert:
+            flags.update({"etcd-cafile": str(self.ca_path), "etcd-certfile": str(self.etcd_client_cert[0]),
+                          "etcd-keyfile": str(self.etcd_client_cert[1])})
         flags.update(self._write_configs())
         for key, value in _normalise_flags(self.extra_apiserver_flags).items():
             if value is None:
