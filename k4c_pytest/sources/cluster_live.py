@@ -160,6 +160,21 @@ class LiveBackend:
         version = (self._version or {}).get("gitVersion")
         return version if isinstance(version, str) else None
 
+    def get_json(self, path: str) -> Any:
+        """One GET of a path that is not a list (e.g. ``/api/v1/nodes/<name>/proxy/configz``),
+        parsed. Any status but 200 raises DataUnavailable (``status`` FORBIDDEN for 401/403)."""
+        status, body = self._get(path)
+        if status != 200:
+            try:
+                message = orjson.loads(body).get("message") or ""
+            except (orjson.JSONDecodeError, AttributeError):
+                message = body[:200].decode("utf-8", "replace").strip()
+            raise _unavailable(path, FORBIDDEN if status in (401, 403) else FAILED, _join(f"HTTP {status}", message))
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _unavailable(path, FAILED, f"malformed response (not JSON): {exc}") from None
+
     def collected_at(self, kind: Kind) -> str | None:
         return self._collected_at.get(kind.key)
 
