@@ -46,6 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"(default: all controls; known: {', '.join(sorted(BENCHMARKS))})")
     group.addoption("--k4c-json", metavar="PATH", default=None,
                     help="write the JSON results (schema in docs/results-schema.md) to PATH (default: none)")
+    group.addoption("--k4c-sarif", metavar="PATH", default=None,
+                    help="write every FAIL (and ERROR, as a notification) as SARIF 2.1.0 to PATH (default: none)")
     group.addoption("--k4c-page-size", metavar="N", type=int, default=500,
                     help="objects per LIST page when reading a live cluster (default: 500)")
     group.addoption("--k4c-max-evidence-rows", metavar="N", type=int, default=DEFAULT_MAX_ROWS,
@@ -64,6 +66,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.help:
         return
     run = Run.from_config(config)  # raises pytest.UsageError on a bad option
+    if config.getoption("k4c_sarif"):
+        from k4c_pytest.report.sarif import check_path
+
+        check_path(config.getoption("k4c_sarif"))
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(RunHooks(run, config), "k4c-run")
     if config.getoption("htmlpath", None):
@@ -303,6 +309,10 @@ class RunHooks:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.is_worker:
             self.run.finish(int(exitstatus))
+            if self.config.getoption("k4c_sarif"):
+                from k4c_pytest.report.sarif import write_sarif
+
+                write_sarif(Path(self.config.getoption("k4c_sarif")), self.run, self.config.rootpath)
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         if self.is_worker or not self.run.records:
