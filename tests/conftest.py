@@ -71,3 +71,12 @@ def run_k4c(pytester: pytest.Pytester, tmp_path: Path):
         return K4CResult(int(res.ret), out, results, json_path)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def sarif_validator():
+    """A jsonschema validator of the official SARIF 2.1.0 schema shipped in tests/data/schemas."""
+    import jsonschema
+
+    schema = json.loads((REPO / "tests" / "data" / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
