@@ -97,6 +97,8 @@ class ImagePolicy:
     vuln_severity: str
     cosign_key: str | None
     vuln_reports: tuple[str, ...]
+    #: the option as given ("90d"), for evidence
+    max_image_age_text: str = DEFAULT_MAX_IMAGE_AGE
 
     @staticmethod
     def now() -> datetime:
@@ -168,7 +170,7 @@ class ImageRun:
             raise pytest.UsageError(f"--k4c-vuln-severity: {opt('k4c_vuln_severity')!r} is not one of "
                                     f"{'|'.join(SEVERITIES)}")
         self.policy = ImagePolicy(parse_duration("--k4c-max-image-age", opt("k4c_max_image_age")), severity,
-                                  self.cosign_key_path, tuple(opt("k4c_vuln_report")))
+                                  self.cosign_key_path, tuple(opt("k4c_vuln_report")), opt("k4c_max_image_age"))
         self.max_report_age = parse_duration("--k4c-max-report-age", opt("k4c_max_report_age"))
         self._source = None
         self._targets = None

@@ -384,8 +384,8 @@ class ImageSource:
         __tracebackhide__ = True
         from k4c_pytest.sources import image_vulns
 
-        repository = image.target.ref.name if image.target.ref is not None else None
-        return image_vulns.report_for(self.vuln_reports, variant.digests, repository, self.max_report_age,
+        reference = str(image.target.ref) if image.target.ref is not None else None
+        return image_vulns.report_for(self.vuln_reports, variant.digests, reference, self.max_report_age,
                                       self.now())
 
     def coverage_report(self) -> dict[str, dict[str, Any]]:

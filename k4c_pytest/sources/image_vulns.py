@@ -126,16 +126,18 @@ def load(path: Path) -> VulnReport:
     raise ValueError("not a Trivy (trivy image -f json) or Grype (grype -o json) report")
 
 
-def _same_repository(artifact: str, name: str | None) -> bool:
-    if not artifact or not name:
+def _same_reference(artifact: str, reference: str | None) -> bool:
+    """Whether a report's scanned reference is the image's (same repository and tag)."""
+    if not artifact or not reference:
         return False
     try:
-        return image_ref.parse(artifact).name == name
+        a, b = image_ref.parse(artifact), image_ref.parse(reference)
     except image_ref.BadReference:
         return False
+    return a.name == b.name and (a.tag or a.digest) == (b.tag or b.digest)
 
 
-def report_for(reports: list[VulnReport], digests: list[str], repository: str | None, max_age: timedelta,
+def report_for(reports: list[VulnReport], digests: list[str], reference: str | None, max_age: timedelta,
                now: datetime) -> VulnReport:
     """The report of an image known by ``digests`` (manifest, index, config); raises
     DataUnavailable when there is none, or it is too old."""
@@ -143,7 +145,7 @@ def report_for(reports: list[VulnReport], digests: list[str], repository: str | 
     matching = [r for r in reports if r.digests & wanted]
     shown = digests[0]
     if not matching:
-        stale = [r for r in reports if _same_repository(r.artifact, repository)]
+        stale = [r for r in reports if _same_reference(r.artifact, reference)]
         if stale:
             r = stale[0]
             raise DataUnavailable(f"vulnerability report {r.path}",
