@@ -49,14 +49,15 @@ class Stage:
         return [i for i in self.instructions if i.instruction in keywords]
 
 
-def _substitute(text: str, args: dict[str, str]) -> str:
-    return _VAR.sub(lambda m: args.get(m.group(1) or m.group(2), m.group(0)), text)
+def _substitute(text: str, args: dict[str, str | None]) -> str:
+    # An ARG without a default stays as written: its value comes from --build-arg, unknown here.
+    return _VAR.sub(lambda m: args.get(m.group(1) or m.group(2)) or m.group(0), text)
 
 
 class Dockerfile:
     """A parsed Dockerfile: ``stages`` in order, ``path`` (as findings name it)."""
 
-    def __init__(self, path: str, stages: list[Stage], global_args: dict[str, str]):
+    def __init__(self, path: str, stages: list[Stage], global_args: dict[str, str | None]):
         self.path = path
         self.stages = stages
         self.global_args = global_args
@@ -126,7 +127,7 @@ def parse(tree: SourceTree, path: Path) -> Dockerfile:
     except Exception as exc:  # the parser failing on this file: Dockerfile controls ERROR naming it
         raise DataUnavailable(name, f"dockerfile-parse failed: {type(exc).__name__}: {exc}") from None
     stages: list[Stage] = []
-    global_args: dict[str, str] = {}
+    global_args: dict[str, str | None] = {}
     for item in structure:
         kw = item["instruction"].upper()
         line = item["startline"] + 1
@@ -144,8 +145,8 @@ def parse(tree: SourceTree, path: Path) -> Dockerfile:
         if not stages:
             if kw == "ARG":  # only ARG may come before the first FROM: it parameterises FROM lines
                 for word in item["value"].split():
-                    key, _, default = word.partition("=")
-                    global_args[key] = default.strip("\"'")
+                    key, eq, default = word.partition("=")
+                    global_args[key] = default.strip("\"'") if eq else None
                 continue
             if kw in ("PARSER_DIRECTIVE",):
                 continue
