@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from k4c_pytest import __version__, controls
+from k4c_pytest import __version__, controls, waivers
 from k4c_pytest.catalog import BENCHMARKS
 from k4c_pytest.evidence import DEFAULT_MAX_ROWS, Evidence
 from k4c_pytest.outcomes import (ERROR, MANUAL, NA, PASS, RANK, WAIVED, DataUnavailable, ManualCheck, NotApplicable,
@@ -24,6 +24,7 @@ CONTROL_KEY = pytest.StashKey[controls.Control]()
 EVIDENCE_KEY = pytest.StashKey[Evidence]()
 PHASES_KEY = pytest.StashKey[dict]()
 REGISTRY_KEY = pytest.StashKey[dict]()
+WAIVERS_KEY = pytest.StashKey[waivers.Waivers]()
 
 _FIXTURE_LAYERS = {"cluster": "cluster", "aws": "cloud", "image": "container", "code": "code", "host": "cluster"}
 
@@ -48,6 +49,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the JSON results (schema in docs/results-schema.md) to PATH (default: none)")
     group.addoption("--k4c-sarif", metavar="PATH", default=None,
                     help="write every FAIL (and ERROR, as a notification) as SARIF 2.1.0 to PATH (default: none)")
+    group.addoption("--k4c-waivers", metavar="FILE", default=None,
+                    help="YAML file of accepted findings (control, justification, owner, expires; see "
+                         "docs/waivers.md): covered FAILs end WAIVED, expired waivers are ignored (default: none)")
     group.addoption("--k4c-page-size", metavar="N", type=int, default=500,
                     help="objects per LIST page when reading a live cluster (default: 500)")
     group.addoption("--k4c-max-evidence-rows", metavar="N", type=int, default=DEFAULT_MAX_ROWS,
@@ -70,6 +74,9 @@ def pytest_configure(config: pytest.Config) -> None:
         from k4c_pytest.report.sarif import check_path
 
         check_path(config.getoption("k4c_sarif"))
+    if config.getoption("k4c_waivers"):
+        run.waivers = waivers.load(config.getoption("k4c_waivers"))  # pytest.UsageError naming the entry
+    config.stash[WAIVERS_KEY] = run.waivers
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(RunHooks(run, config), "k4c-run")
     if config.getoption("htmlpath", None):
@@ -187,6 +194,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         item.add_marker(control.severity)
         item.user_properties.append(("k4c_control", control.id))
         used_benchmarks.update(control.benchmarks)
+    _check_waived_controls(config, items)
     wanted = config.getoption("k4c_benchmark")
     if not wanted:
         return
@@ -204,6 +212,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _check_waived_controls(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A waiver naming no collected control is a typo or a removed control: stop the run."""
+    book = config.stash.get(WAIVERS_KEY, None)
+    if not book:
+        return
+    known = set(config.stash[REGISTRY_KEY])
+    known.update(c.id for item in items if (c := item.stash.get(CONTROL_KEY, None)) is not None)
+    unknown = book.unknown(known)
+    if unknown:
+        w = unknown[0]
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        _unknown_benchmark(config, f"--k4c-waivers: {book.path}: entry {w.entry} (line {w.line}): "
+                                   f"unknown control id {w.control}{more}; no collected control has it")
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -247,6 +270,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if control is None:
         return report
     exc = call.excinfo.value if call.excinfo is not None else None
+    state = item.stash[PHASES_KEY]
+    _apply_waiver(item, control, report, exc, state)
     outcome, reason = phase_outcome(report, exc)
     if outcome == ERROR and report.skipped:
         # An xfail must not hide data k4c could not read: the run fails.
@@ -256,7 +281,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         # Point at the control, with the reason alone, rather than at the k4c line that raised.
         path, line = item.reportinfo()[:2]
         report.longrepr = (os.fspath(path), (line or 0) + 1, reason)
-    state = item.stash[PHASES_KEY]
     if call.when == "call" or outcome != PASS:
         previous = state.get("outcome")
         if previous is None or RANK[outcome] > RANK[previous]:
@@ -268,6 +292,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "teardown":
         run = item.config.stash[RUN_KEY]
         record = run.record(item, control, state, item.stash.get(EVIDENCE_KEY, None))
+        waiver = _waiver_record(state, record["outcome"])
+        if waiver is not None:
+            record["waiver"] = waiver
         report.k4c = record
         report.k4c_coverage = run.local_coverage()
         if item.config.getoption("htmlpath", None):
@@ -275,6 +302,54 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
             report.extras = [*getattr(report, "extras", []), html.evidence_extra(record)]
     return report
+
+
+def _target_ids(item: pytest.Item) -> list[str]:
+    """What a waiver's ``host`` pattern is matched with: the test's parameter id and values."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return []
+    return [callspec.id, *(str(v) for v in callspec.params.values() if isinstance(v, (str, int)))]
+
+
+def _apply_waiver(item: pytest.Item, control: controls.Control, report: pytest.TestReport,
+                  exc: BaseException | None, state: dict) -> None:
+    """Turn a covered finding into WAIVED (an xfail, as pytest's own xfail marker does it)."""
+    book = item.config.stash.get(WAIVERS_KEY, None)
+    if not book:
+        return
+    if "waivers" not in state:
+        state["waivers"] = book.for_control(control.id, _target_ids(item))
+    active = state["waivers"][0]
+    if not (active and report.when == "call" and report.failed and not hasattr(report, "wasxfail")
+            and isinstance(exc, (AssertionError, pytest.fail.Exception))):
+        return  # only a finding is waived: never an ERROR
+    _, finding = phase_outcome(report, exc)
+    ev = item.stash.get(EVIDENCE_KEY, None)
+    evidence = ev.as_list() if ev is not None else []
+    for w in active:
+        if waivers.covers(w, evidence):
+            report.outcome = "skipped"
+            report.wasxfail = w.justification
+            state["waiver"] = (w, waivers.APPLIED, finding)
+            return
+    state["waiver"] = (active[0], waivers.PARTIAL, finding)
+
+
+def _waiver_record(state: dict, outcome: str) -> dict | None:
+    """The waiver part of a control's record: which waiver, and what became of it."""
+    if "waiver" in state:
+        w, status, finding = state["waiver"]
+    elif state.get("waivers") and state["waivers"][0]:
+        w, finding = state["waivers"][0][0], ""
+        status = waivers.STALE if outcome == PASS else waivers.UNUSED
+    elif state.get("waivers") and state["waivers"][1]:
+        w, status, finding = state["waivers"][1][0], waivers.EXPIRED, ""
+    else:
+        return None
+    if status == waivers.APPLIED and outcome != WAIVED:
+        status = waivers.UNUSED  # another phase ended worse (an ERROR in teardown)
+    return {**w.as_dict(), "status": status, "finding": finding}
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):

@@ -14,6 +14,7 @@ from k4c_pytest import __version__
 from k4c_pytest.controls import Control
 from k4c_pytest.evidence import Evidence
 from k4c_pytest.outcomes import ALL, NotApplicable
+from k4c_pytest.waivers import Waivers
 
 RUN_KEY = pytest.StashKey["Run"]()
 RESULTS_SCHEMA = "k4c-results/1"
@@ -41,6 +42,7 @@ class Run:
         self._t0 = time.perf_counter()
         self.finished_at: str | None = None
         self.exit_status: int | None = None
+        self.waivers = Waivers([])
 
     # -- options -------------------------------------------------------------------------
 
@@ -174,13 +176,23 @@ class Run:
             "totals": self.totals(),
             "by_layer": self.by_layer(),
             "coverage": dict(sorted(self.coverage.items())),
+            "coverage_by_benchmark": self.coverage_by_benchmark(),
+            "waivers": self.waivers.summary(self.records),
             "controls": sorted(self.records, key=lambda r: (r["layer"], r["id"], r["nodeid"])),
         }
+
+    def coverage_by_benchmark(self) -> dict[str, dict[str, Any]]:
+        """Requirement -> controls -> worst outcome, per benchmark (k4c_pytest.coverage)."""
+        from k4c_pytest.coverage import by_benchmark
+
+        return by_benchmark(self.records, self.benchmarks)
 
     def finish(self, exit_status: int) -> None:
         self.finished_at = _now()
         self.exit_status = exit_status
-        if self.json_path is not None:
+        # A usage error found during collection (an unknown waiver id) ends the run before any
+        # control ran: no results file, as for a bad option (docs/results-schema.md).
+        if self.json_path is not None and exit_status != pytest.ExitCode.USAGE_ERROR:
             from k4c_pytest.report.results import write_json
 
             write_json(self.json_path, self.results())

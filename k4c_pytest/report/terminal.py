@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from k4c_pytest import waivers
+from k4c_pytest.coverage import NOT_COVERED
 from k4c_pytest.outcomes import ALL, MANUAL
 
 
@@ -20,5 +22,32 @@ def write_summary(tr, run) -> None:
         tr.write_line(f"  {key}: {cov.get('status')}: {cov.get('reason', '')}")
     for r in sorted((r for r in run.records if r["outcome"] == MANUAL), key=lambda r: r["id"]):
         tr.write_line(f"MANUAL {r['id']}: {r['reason'] or r['title']}")
+    _write_benchmarks(tr, run)
+    _write_waivers(tr, run)
     if run.json_path is not None:
         tr.write_line(f"JSON results: {run.json_path}")
+
+
+def _write_benchmarks(tr, run) -> None:
+    for bench, cov in run.coverage_by_benchmark().items():
+        counts = cov["by_status"]
+        partial = ", partial catalog" if cov["partial"] else "" if cov["catalog"] else ", no catalog"
+        tr.write_line(f"{bench}: {cov['requirements_total']} requirements{partial}: {cov['covered']} checked, "
+                      f"{counts[NOT_COVERED]} not covered, {counts[MANUAL]} manual; "
+                      f"{cov['percent_automated']}% automated, {cov['percent_passing']}% passing")
+
+
+def _write_waivers(tr, run) -> None:
+    for w in run.waivers.summary(run.records):
+        if w["status"] == waivers.STALE:
+            tr.write_line(f"STALE waiver (entry {w['entry']}) {w['control']}: the control passes now; "
+                          f"remove the waiver", yellow=True, bold=True)
+        elif w["status"] == waivers.EXPIRED:
+            tr.write_line(f"EXPIRED waiver (entry {w['entry']}) {w['control']}: expired {w['expires']}, ignored",
+                          yellow=True)
+        elif w["status"] == waivers.PARTIAL:
+            tr.write_line(f"waiver (entry {w['entry']}) {w['control']}: resource {w['resource']!r} does not "
+                          f"cover every offender; the FAIL stands", yellow=True)
+        elif w["status"] == waivers.APPLIED:
+            tr.write_line(f"WAIVED {w['control']} (entry {w['entry']}, owner {w['owner'] or 'none'}"
+                          f"{', until ' + w['expires'] if w['expires'] else ''}): {w['justification']}")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from k4c_pytest.coverage import STATUSES as REQUIREMENT_STATUSES
 from k4c_pytest.outcomes import ALL
 from k4c_pytest.run import RESULTS_SCHEMA
 from k4c_pytest.sources import cluster as cluster_source
@@ -124,6 +125,7 @@ def parse_schema(text: str) -> dict[str, Any]:
         "evidence_by_type": by_type,
         "outcomes": [row[0].strip("`") for row in _rows(sections["Outcomes"])],
         "statuses": [row[0].strip("`") for row in _rows(sections["Coverage statuses"])],
+        "requirement_statuses": [row[0].strip("`") for row in _rows(sections["Requirement statuses"])],
         "exit_codes": re.findall(r"^\| (\d) \|", sections["Exit codes"], flags=re.M),
     }
 
@@ -173,8 +175,22 @@ def validate(results: dict[str, Any]) -> list[str]:
         _check_object(cov, "$.coverage.*", errors)
         if cov["status"] not in SCHEMA["statuses"]:
             errors.append(f"coverage {key}: undocumented status {cov['status']!r}")
+    for bench, cov in results["coverage_by_benchmark"].items():
+        _check_object(cov, "$.coverage_by_benchmark.*", errors)
+        if list(cov["by_status"]) != [*SCHEMA["outcomes"], *SCHEMA["requirement_statuses"][:1]]:
+            errors.append(f"{bench}: by_status keys {list(cov['by_status'])} are not the documented statuses")
+        for req in cov["requirements"]:
+            _check_object(req, "$.coverage_by_benchmark.*.requirements[]", errors)
+            if req["status"] not in SCHEMA["outcomes"] + SCHEMA["requirement_statuses"]:
+                errors.append(f"{bench} {req['id']}: undocumented status {req['status']!r}")
+            for c in req["controls"]:
+                _check_object(c, "$.coverage_by_benchmark.*.requirements[].controls[]", errors)
+    for w in results["waivers"]:
+        _check_object(w, "$.waivers[]", errors)
     for record in results["controls"]:
         _check_object(record, "$.controls[]", errors)
+        if "waiver" in record:
+            _check_object(record["waiver"], "$.controls[].waiver", errors)
         if record["outcome"] not in SCHEMA["outcomes"]:
             errors.append(f"{record['id']}: undocumented outcome {record['outcome']!r}")
         if record["layer"] not in results["by_layer"]:
@@ -207,7 +223,11 @@ def test_the_doc_lists_every_outcome_status_and_exit_code():
     assert SCHEMA["statuses"] == [cluster_source.LISTED, cluster_source.FORBIDDEN, cluster_source.FAILED,
                                   cluster_source.NOT_SERVED, cluster_source.NOT_COLLECTED]
     assert SCHEMA["exit_codes"] == ["0", "1", "2", "3", "4", "5"]
-    assert set(SCHEMA["fields"]) == {"$", "$.target", "$.coverage.*", "$.controls[]", "$.controls[].evidence[]"}
+    assert set(SCHEMA["fields"]) == {"$", "$.target", "$.coverage.*", "$.controls[]", "$.controls[].evidence[]",
+                                     "$.coverage_by_benchmark.*", "$.coverage_by_benchmark.*.requirements[]",
+                                     "$.coverage_by_benchmark.*.requirements[].controls[]", "$.waivers[]",
+                                     "$.controls[].waiver"}
+    assert SCHEMA["outcomes"] + SCHEMA["requirement_statuses"] == [*REQUIREMENT_STATUSES, "MANUAL"]
     assert SCHEMA["evidence_by_type"] == {"table": ["title", "columns", "rows", "total", "truncated"],
                                           "note": ["text"], "attachment": ["name", "text", "truncated"]}
     assert f"schema `{RESULTS_SCHEMA}`" in DOC.read_text()
@@ -218,7 +238,7 @@ def test_validator_catches_departures():
     results = {"schema": RESULTS_SCHEMA, "k4c_version": "0", "started_at": "x", "finished_at": "x",
                "duration_seconds": 1.5, "exit_status": 0, "target": {"mode": None, "server_version": None},
                "benchmarks_selected": [], "totals": dict.fromkeys(ALL, 0), "by_layer": {}, "coverage": {},
-               "controls": []}
+               "coverage_by_benchmark": {}, "waivers": [], "controls": []}
     assert validate(results) == []
     broken = copy.deepcopy(results)
     broken["extra"] = 1
@@ -257,6 +277,21 @@ def test_snapshot_run_matches_the_schema(pytester):
     # Sorted by layer, then id, then node id.
     keys = [(r["layer"], r["id"], r["nodeid"]) for r in results["controls"]]
     assert keys == sorted(keys)
+
+
+def test_waivers_and_benchmark_coverage_match_the_schema(pytester):
+    pytester.makepyfile(test_controls=CONTROLS)
+    snapshot = write_snapshot(pytester.path / "snap.json")
+    (pytester.path / "waivers.yaml").write_text(
+        "- {control: T-FAIL, justification: accepted, owner: me, expires: 2999-01-01}\n"
+        "- {control: T-PASS, justification: was failing}\n"
+        "- {control: T-FORBIDDEN, justification: old, expires: 2000-01-01}\n")
+    _, results = run_json(pytester, f"--k4c-snapshot={snapshot}", "--k4c-waivers=waivers.yaml")
+    assert validate(results) == []
+    assert [w["status"] for w in results["waivers"]] == ["applied", "stale", "expired"]
+    assert {r["id"]: r["waiver"]["status"] for r in results["controls"] if "waiver" in r} == {
+        "T-FAIL": "applied", "T-PASS": "stale", "T-FORBIDDEN": "expired"}
+    assert set(results["coverage_by_benchmark"]) == {"cis-k8s-1.10", "pss"}
 
 
 def test_manifests_and_no_target_runs_match_the_schema(pytester):
