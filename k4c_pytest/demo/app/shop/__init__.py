@@ -1,0 +1,1 @@
+"""The demo shop (k4c demo): nothing here runs, it is scanned."""
