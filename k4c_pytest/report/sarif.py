@@ -140,7 +140,15 @@ def _results(record: dict[str, Any], rule_index: int, root: Path | None) -> list
     base: dict[str, Any] = {"ruleId": record["id"], "ruleIndex": rule_index, "level": level, "kind": "fail"}
     props = {"nodeid": record.get("nodeid"), "outcome": record.get("outcome")}
     if record.get("outcome") == WAIVED:
-        base["suppressions"] = [{"kind": "external", "status": "accepted", "justification": reason}]
+        # The record's reason is the justification; the finding it covers is kept with the waiver.
+        waiver = record.get("waiver") or {}
+        suppression: dict[str, Any] = {"kind": "external", "status": "accepted",
+                                       "justification": waiver.get("justification") or reason}
+        details = {k: waiver[k] for k in ("entry", "owner", "expires", "resource", "host") if waiver.get(k)}
+        if details:
+            suppression["properties"] = details
+        base["suppressions"] = [suppression]
+        reason = waiver.get("finding") or reason
     out = []
     for table, row in _rows(record):
         if row.get("file"):

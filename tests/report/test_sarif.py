@@ -188,6 +188,24 @@ def test_waived_findings_are_suppressed(sarif):
     assert all("suppressions" not in r for r in _results(sarif, "T-AWS"))
 
 
+def test_waivers_file_becomes_suppressions_with_owner_and_finding(pytester, sarif_validator):
+    (pytester.path / "waivers.yaml").write_text(
+        "- control: T-AWS\n  justification: legacy VPC, closed in Q3\n  owner: net-team\n  expires: 2099-01-01\n"
+        "- control: T-NO-ROWS\n  justification: audit log moves to the SIEM\n")
+    _, log = run_sarif(pytester, "--k4c-waivers=waivers.yaml", name="waived.sarif")
+    sarif_validator.validate(log)
+    [aws] = _results(log, "T-AWS")
+    assert aws["suppressions"] == [{"kind": "external", "status": "accepted",
+                                    "justification": "legacy VPC, closed in Q3",
+                                    "properties": {"entry": 1, "owner": "net-team", "expires": "2099-01-01"}}]
+    assert aws["locations"][0]["logicalLocations"] == [{"name": "123456789012", "kind": "account"}]
+    [bare] = _results(log, "T-NO-ROWS")
+    # The message keeps the finding; the justification is in the suppression.
+    assert bare["message"]["text"] == "Audit logging is on: the audit log is off"
+    assert bare["suppressions"][0]["justification"] == "audit log moves to the SIEM"
+    assert all("suppressions" not in r for r in _results(log, "T-CODE-SECRETS"))
+
+
 def test_no_secret_value_reaches_sarif(pytester, sarif):
     text = (pytester.path / "k4c.sarif").read_text()
     encoded = base64.b64encode(CANARY.encode()).decode()
