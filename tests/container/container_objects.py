@@ -78,7 +78,7 @@ def good_container(name: str, **extra: Any) -> dict:
 
 
 def good_objects() -> list[dict]:
-    api = {"securityContext": RESTRICTED_POD,
+    api = {"serviceAccountName": "api", "securityContext": RESTRICTED_POD,
            "initContainers": [{k: v for k, v in good_container("migrate").items() if not k.endswith("Probe")}],
            "containers": [good_container("api", ports=[{"containerPort": 8080}], securityContext={
                **SAFE_CONTEXT, "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
@@ -287,6 +287,8 @@ def bad_expectations(live: bool = False) -> dict[str, tuple[str, list[dict], lis
     }
     if live:
         exp["K4C-CT-PSB-010"] = ("PASS", [], [])
+        # the API server fills in imagePullPolicy: the default is then a value like any other
+        exp["K4C-CT-WL-005"][1][1]["value"] = "IfNotPresent"
         exp["K4C-CT-PSR-007"][1].insert(0, _row(p, "userns-unmasked", "containers/app"))
     else:
         exp["K4C-CT-PSR-007"][1].append(_row(n, "nightly", "containers/job"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -70,6 +71,8 @@ def locate_testdata() -> Path:
     if go is None:
         pytest.fail(f"the Pod Security fixtures need Go to locate them ('go' is not on PATH); {fix}", pytrace=False)
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOPROXY": "off"}
+    # pytester points HOME at a temporary folder; Go's module cache lives under the real one.
+    env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
     proc = subprocess.run([go, "mod", "download", "-json", module], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=120)
     try:
