@@ -3,7 +3,8 @@
 - One rule per control: its id, its title as ``shortDescription``, its remediation as
   ``help``, its severity as the default level and as the ``security-severity`` property
   (the scale GitHub code scanning ranks by), its benchmark requirements as tags.
-- One result per offender row of a FAILed control's evidence tables (a WAIVED control's
+- One result per offender row of a FAILed control's evidence tables (its level from the row's
+  ``severity`` column when it has one) (a WAIVED control's
   results carry the waiver as an external suppression). A row with ``file`` and ``line``
   columns (code findings) is located there; any other row is located at the control's test
   file, with a logical location naming the offender (``kind/namespace/name``, a URL, or the
@@ -161,7 +162,11 @@ def _results(record: dict[str, Any], rule_index: int, root: Path | None) -> list
         result_props = {**props, "evidenceTable": table.get("title"), "offender": row}
         if table.get("truncated"):
             result_props["evidenceTotal"] = table.get("total")
-        out.append({**base,
+        # Scanners grade each finding (bandit's HIGH/LOW, an advisory's severity): that grade
+        # sets the result's level, the control's severity stays the rule's default.
+        row_severity = str(row.get("severity") or "").lower()
+        row_level = {"level": SEVERITY[row_severity][0]} if row_severity in SEVERITY else {}
+        out.append({**base, **row_level,
                     "message": {"text": f"{record['title']}: {table.get('title')}: {_describe(row)}"},
                     "locations": [location],
                     "partialFingerprints": {"k4cOffender/v1": _fingerprint(record["id"], location, row)},

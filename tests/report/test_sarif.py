@@ -32,7 +32,7 @@ def test_secrets(evidence, request):
     evidence.table("secrets found", [
         {{"file": "app/settings.py", "line": 12, "type": "AWS Access Key"}},
         {{"file": str(inside), "line": "7", "type": "Secret Keyword"}},
-        {{"file": "/opt/elsewhere/conf.py", "line": 0, "type": "Private Key"}},
+        {{"file": "/opt/elsewhere/conf.py", "line": 0, "type": "Private Key", "severity": "LOW"}},
     ])
     assert False, "3 secrets in the tree"
 
@@ -142,8 +142,9 @@ def test_code_findings_are_located_at_file_and_line(sarif):
         {"artifactLocation": {"uri": "app/db.py"}, "region": {"startLine": 7}},  # absolute, inside the root
         {"artifactLocation": {"uri": "file:///opt/elsewhere/conf.py"}},  # outside the root; line 0 is no line
     ]
-    first = _results(sarif, "T-CODE-SECRETS")[0]
-    assert first["level"] == "error"
+    first, _, graded = _results(sarif, "T-CODE-SECRETS")
+    assert first["level"] == "error"  # the control's severity (critical)
+    assert graded["level"] == "note"  # the finding's own severity column (LOW)
     assert first["message"]["text"] == ("No unaudited secrets in the tree: secrets found: "
                                         "file=app/settings.py, line=12, type=AWS Access Key")
 
