@@ -57,10 +57,13 @@ def _substitute(text: str, args: dict[str, str | None]) -> str:
 class Dockerfile:
     """A parsed Dockerfile: ``stages`` in order, ``path`` (as findings name it)."""
 
-    def __init__(self, path: str, stages: list[Stage], global_args: dict[str, str | None]):
+    def __init__(self, path: str, stages: list[Stage], global_args: dict[str, str | None],
+                 global_arg_lines: dict[str, int] | None = None):
         self.path = path
         self.stages = stages
         self.global_args = global_args
+        #: line of the ``ARG`` (before the first ``FROM``) declaring each global build argument
+        self.global_arg_lines = global_arg_lines or {}
 
     @property
     def final(self) -> Stage:
@@ -128,6 +131,7 @@ def parse(tree: SourceTree, path: Path) -> Dockerfile:
         raise DataUnavailable(name, f"dockerfile-parse failed: {type(exc).__name__}: {exc}") from None
     stages: list[Stage] = []
     global_args: dict[str, str | None] = {}
+    global_lines: dict[str, int] = {}
     for item in structure:
         kw = item["instruction"].upper()
         line = item["startline"] + 1
@@ -147,6 +151,7 @@ def parse(tree: SourceTree, path: Path) -> Dockerfile:
                 for word in item["value"].split():
                     key, eq, default = word.partition("=")
                     global_args[key] = default.strip("\"'") if eq else None
+                    global_lines[key] = line
                 continue
             if kw in ("PARSER_DIRECTIVE",):
                 continue
@@ -154,7 +159,7 @@ def parse(tree: SourceTree, path: Path) -> Dockerfile:
         stages[-1].instructions.append(Instruction(kw, line, item["value"]))
     if not stages:
         raise DataUnavailable(name, "no FROM instruction: not a Dockerfile")
-    return Dockerfile(name, stages, global_args)
+    return Dockerfile(name, stages, global_args, global_lines)
 
 
 def collect(tree: SourceTree) -> list[Dockerfile]:

@@ -16,7 +16,8 @@ def test_ci_runs_k4c(code, evidence):
     rows = [{"file": c["file"], "line": 1, "rule": "ci-runs-k4c", "severity": "medium", "system": c["system"],
              "runs k4c": c["runs_k4c"], "where": c["where"] or "-"} for found in configs.values() for c in found]
     evidence.table("CI configurations", rows)
-    missing = [{"file": tree, "line": 0, "rule": "ci-runs-k4c", "severity": "medium",
+    # A tree without CI has no file and line to point at: the row names the tree.
+    missing = [{"tree": tree, "rule": "ci-runs-k4c", "severity": "medium",
                 "reason": "no CI configuration runs k4c" if found else "no CI configuration (GitHub Actions, "
                           "GitLab CI, .ci/)"}
                for tree, found in configs.items() if not any(c["runs_k4c"] for c in found)]

@@ -99,7 +99,8 @@ def test_no_secrets_in_env_or_arg(code, evidence):
                                               instruction=ins.instruction, variable=name))
         for name in df.global_args:
             if _SECRET_NAME.search(name):
-                offenders.append({"file": df.path, "line": 0, "rule": "dockerfile-secret", "severity": "critical",
+                offenders.append({"file": df.path, "line": df.global_arg_lines[name], "rule": "dockerfile-secret",
+                                  "severity": "critical",
                                   "stage": "(global)", "instruction": "ARG", "variable": name})
     evidence.note("Variables are matched by name (password, secret, token, key, credential...); values are never "
                   "shown.")

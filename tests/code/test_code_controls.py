@@ -75,7 +75,7 @@ def test_several_trees_in_one_run(k4c_code):
     res = k4c_code(DATA / "good", DATA / "bad", args=(OSV,), k="pinned or ci_runs")
     assert res.outcomes()["K4C-CODE-DEP-002"] == "FAIL"
     assert {Path(r["file"]).parent.name for r in res.offenders("K4C-CODE-DEP-002")} == {"bad"}
-    assert [Path(r["file"]).name for r in res.offenders("K4C-CODE-CI-001") if "reason" in r] == ["bad"]
+    assert [Path(r["tree"]).name for r in res.offenders("K4C-CODE-CI-001") if "reason" in r] == ["bad"]
 
 
 def test_without_a_source_tree_every_code_control_is_na(k4c_code):

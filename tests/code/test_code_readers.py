@@ -126,6 +126,7 @@ def test_dockerfile_stages_continuations_and_inherited_user(tmp_path):
     assert (user, ins.line) == ("app", 6)
     assert [s.image for s in df.external_images()] == ["debian:12", "golang:${TAG}"]
     assert df.global_args == {"BASE": "debian:12", "TAG": None}
+    assert df.global_arg_lines == {"BASE": 2, "TAG": 3}
 
 
 @pytest.mark.parametrize("user, root", [("root", True), ("0", True), ("0:0", True), ("root:app", True),
