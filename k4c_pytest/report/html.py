@@ -12,6 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from k4c_pytest.coverage import NOT_COVERED, anchor
 from k4c_pytest.outcomes import ALL, MANUAL
 
 _env = Environment(loader=PackageLoader("k4c_pytest.report", "."), autoescape=select_autoescape(default=True),
@@ -20,7 +21,7 @@ _env = Environment(loader=PackageLoader("k4c_pytest.report", "."), autoescape=se
 
 def render_evidence(record: dict[str, Any]) -> str:
     """One control's record as HTML: id, title, outcome, reason, evidence, remediation."""
-    return _env.get_template("evidence.html").render(r=record)
+    return _env.get_template("evidence.html").render(r=record, anchor=anchor(record["nodeid"]))
 
 
 def evidence_extra(record: dict[str, Any]) -> dict[str, Any]:
@@ -73,4 +74,7 @@ class HtmlHooks:
         manual = sorted((r for r in self.run.records if r["outcome"] == MANUAL), key=lambda r: r["id"])
         prefix.append(_env.get_template("summary.html").render(
             target=self.run.target_line(), totals=self.run.totals(), by_layer=self.run.by_layer(),
-            outcomes=ALL, coverage=dict(sorted(self.run.coverage.items())), manual=manual))
+            outcomes=ALL, coverage=dict(sorted(self.run.coverage.items())), manual=manual,
+            benchmarks=self.run.coverage_by_benchmark(), statuses=(*ALL, NOT_COVERED),
+            waivers=self.run.waivers.summary(self.run.records), started_at=self.run.started_at,
+            selected=self.run.benchmarks))
