@@ -89,7 +89,7 @@ def _offender_name(row: dict[str, Any]) -> dict[str, str] | None:
     if row.get("name") and row.get("kind"):
         fqn = "/".join(str(row[k]) for k in ("kind", "namespace", "name") if row.get(k))
         return {"name": str(row["name"]), "fullyQualifiedName": fqn, "kind": "resource"}
-    for key in ("url", "image", "host", "account", "resource", "subject"):
+    for key in ("url", "image", "host", "account", "tree", "resource", "subject"):
         if row.get(key):
             return {"name": str(row[key]), "kind": key}
     for value in row.values():

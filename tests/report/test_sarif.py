@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
 from k4c_pytest.report.sarif import SEVERITY, sarif_log
+
+REPO = Path(__file__).resolve().parents[2]
 
 CANARY = "k4c-canary-Zq8vN2pLx7"
 
@@ -254,3 +257,25 @@ def test_every_severity_maps_to_a_level_and_a_github_score():
     # GitHub code scanning: >= 9 critical, 7-8.9 high, 4-6.9 medium, below 4 low.
     bands = {s: float(score) for s, (_, score) in SEVERITY.items()}
     assert bands["critical"] >= 9 and 7 <= bands["high"] < 9 and 4 <= bands["medium"] < 7 and bands["low"] < 4
+
+
+def test_code_suite_findings_are_inline_and_the_planted_secret_is_not(run_k4c, tmp_path, sarif_validator):
+    # The code layer's fixture tree plants a secret whose value starts with this prefix.
+    canary, bad = "K4C-CODE-CANARY", REPO / "tests" / "data" / "code" / "bad"
+    assert canary in (bad / "app" / "settings.py").read_text()
+    sarif = tmp_path / "code.sarif"
+    res = run_k4c(f"--k4c-source={bad}", f"--k4c-sarif={sarif}", paths=[REPO / "suites" / "code"])
+    assert res.outcomes()["K4C-CODE-SEC-001"] == "FAIL"
+    text = sarif.read_text()
+    assert canary not in text
+    log = json.loads(text)
+    sarif_validator.validate(log)
+    secrets = _results(log, "K4C-CODE-SEC-001")
+    assert secrets and all(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                           == "tests/data/code/bad/app/settings.py" for r in secrets)
+    assert all(r["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1 for r in secrets)
+    # Every finding that names a file and line is shown inline there.
+    for r in log["runs"][0]["results"]:
+        row = r["properties"].get("offender", {})
+        if row.get("file") and int(row.get("line") or 0) >= 1:
+            assert r["locations"][0]["physicalLocation"]["region"] == {"startLine": int(row["line"])}
