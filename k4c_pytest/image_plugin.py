@@ -44,6 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: none; the images of the cluster target's workloads are checked too)")
     group.addoption("--k4c-image-layout", metavar="PATH", default=None,
                     help="check the images of an OCI image layout folder or a 'docker save' tarball (default: none)")
+    group.addoption("--k4c-no-cluster-images", action="store_true", default=False,
+                    help="do not check the images the cluster target's workloads run, only --k4c-image and "
+                         "--k4c-image-layout ones (default: check them, which needs access to their registries)")
     group.addoption("--k4c-platform", metavar="OS/ARCH[/VARIANT]", default=None,
                     help="of a multi-platform image, check only this platform, e.g. linux/amd64 "
                          "(default: every platform of the index)")
@@ -188,6 +191,8 @@ class ImageRun:
     def _cluster(self):
         from k4c_pytest.run import RUN_KEY
 
+        if self.config.getoption("k4c_no_cluster_images"):
+            return None
         run = self.config.stash.get(RUN_KEY, None)
         if run is None:
             return None

@@ -185,3 +185,11 @@ def test_unreadable_cluster_errors_image_controls(tmp_path, run_k4c_module):
     record = image_record(res, "K4C-IMG-001", "cluster-images")
     assert record["outcome"] == "ERROR"
     assert "broken.yaml" in record["reason"]
+
+
+def test_no_cluster_images_flag(pushed, tmp_path, run_k4c_module):
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "apps.yaml").write_text(yaml.safe_dump(_deployment("web", f"{pushed.host}/app:bad", None)))
+    res = run_k4c_module(f"--k4c-manifests={manifests}", "--k4c-no-cluster-images", k="runs_as_non_root")
+    assert [r["outcome"] for r in res.controls] == ["N/A"]
