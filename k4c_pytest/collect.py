@@ -26,7 +26,7 @@ import orjson
 from k4c_pytest import __version__
 from k4c_pytest.outcomes import DataUnavailable, KindNotServed
 from k4c_pytest.sources.cluster import FAILED, FORBIDDEN, LISTED, NOT_SERVED
-from k4c_pytest.sources.cluster_snapshot import FORMAT, VERSION
+from k4c_pytest.sources.cluster_snapshot import FORMAT, VERSION, snapshot_lines, write_snapshot_file
 from k4c_pytest.sources.kinds import KNOWN_KINDS, Kind
 
 
@@ -141,24 +141,10 @@ def describe_server(backend) -> str:
 
 
 def write_snapshot(doc: dict[str, Any], path: str | Path) -> int:
-    """Write a snapshot atomically (a ``.tmp`` file renamed over ``path``), gzip-compressed when
-    the name ends in ``.gz``. Returns the number of bytes written."""
-    path = Path(path)
-    data = orjson.dumps(doc)
-    if path.name.endswith(".gz"):
-        # mtime=0: the same document always gives the same bytes.
-        data = gzip.compress(data, compresslevel=6, mtime=0)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return len(data)
+    """Write a snapshot document (items inline, as :func:`collect` returns it) in the one-object-a-line
+    format, atomically, gzip-compressed when the name ends in ``.gz``. Returns the bytes written."""
+    items = {key: entry.get("items") or () for key, entry in doc["kinds"].items()}
+    return write_snapshot_file(path, snapshot_lines(doc, items))
 
 
 def check_output(path: str) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from k4c_pytest.outcomes import DataUnavailable, KindNotServed
 from k4c_pytest.sources import kinds as _kinds
@@ -67,7 +67,7 @@ class ClusterSource:
 
     def __init__(self, backend: Backend):
         self.backend = backend
-        self._items: dict[str, list[dict]] = {}
+        self._items: dict[str, Sequence[dict]] = {}
         self._errors: dict[str, BaseException] = {}
         self.coverage: dict[str, KindCoverage] = {}
         self._derived: dict[str, Any] = {}
@@ -91,7 +91,8 @@ class ClusterSource:
         items = self._load(_kinds.resolve(kind))
         if namespace is None:
             # A copy: a control that sorts or filters in place must not change what the next sees.
-            return list(items)
+            # (A large kind of a snapshot is not a list but parsed anew on each iteration.)
+            return list(items) if isinstance(items, list) else items
         return [o for o in items if o.get("metadata", {}).get("namespace") == namespace]
 
     def _load(self, kind: Kind) -> list[dict]:

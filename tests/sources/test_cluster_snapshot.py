@@ -18,7 +18,7 @@ import pytest
 from k4c_pytest.outcomes import DataUnavailable, KindNotServed
 from k4c_pytest.redaction import LAST_APPLIED, REDACTED
 from k4c_pytest.sources.cluster import FAILED, FORBIDDEN, LISTED, NOT_COLLECTED, NOT_SERVED, ClusterSource
-from k4c_pytest.sources.cluster_snapshot import FORMAT, VERSION, SnapshotBackend, read_snapshot
+from k4c_pytest.sources.cluster_snapshot import FORMAT, SnapshotBackend, read_snapshot
 
 
 def pod(ns: str, name: str, privileged: bool = False) -> dict:
@@ -29,10 +29,11 @@ def pod(ns: str, name: str, privileged: bool = False) -> dict:
 
 
 def snapshot_doc(kinds: dict[str, Any], **top: Any) -> dict:
-    """A k4c snapshot document holding ``kinds`` (key -> entry, or a list of items = listed)."""
+    """A version-1 k4c snapshot document (one JSON document, items inline) holding ``kinds``
+    (key -> entry, or a list of items = listed). Version 2 has tests of its own below."""
     entries = {key: ({"status": LISTED, "collected_at": "2030-01-02T03:04:05+00:00", "items": v}
                      if isinstance(v, list) else v) for key, v in kinds.items()}
-    return {"format": FORMAT, "version": VERSION, "k4c_version": "test", "started_at": "2030-01-02T03:04:00+00:00",
+    return {"format": FORMAT, "version": 1, "k4c_version": "test", "started_at": "2030-01-02T03:04:00+00:00",
             "finished_at": "2030-01-02T03:04:09+00:00", "target": {"context": "prod", "server": "https://10.0.0.1"},
             "server_version": "v1.37.2", "kinds": entries, **top}
 
@@ -101,8 +102,8 @@ def _valid_bytes() -> bytes:
     pytest.param(json.dumps({"apiVersion": "v1", "kind": "List", "items": []}).encode(), False,
                  "not a k4c snapshot", id="not-a-snapshot"),
     pytest.param(json.dumps([1, 2]).encode(), False, "not a k4c snapshot", id="json-array"),
-    pytest.param(json.dumps(snapshot_doc(VALID, version=2)).encode(), False,
-                 "format version 2 is not supported", id="newer-version"),
+    pytest.param(json.dumps(snapshot_doc(VALID, version=3)).encode(), False,
+                 "format version 3 is not supported", id="newer-version"),
     pytest.param(json.dumps(snapshot_doc(VALID, version=True)).encode(), False,
                  "format version True is not supported", id="version-true"),
     pytest.param(json.dumps({**snapshot_doc(VALID), "kinds": []}).encode(), False, '"kinds" is missing', id="kinds-not-a-dict"),
