@@ -223,7 +223,7 @@ def read_report(path: Path, deps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for d in data["dependencies"]:
             if "skip_reason" in d:
                 raise DataUnavailable(str(path), f"pip-audit skipped {d.get('name')}: {d['skip_reason']}")
-            loc = where.get(_key("PyPI", d.get("name", ""))) or {"file": str(path), "line": 0}
+            loc = where.get(_key("PyPI", d.get("name", ""))) or {"file": str(path), "line": 1}
             dep = {**loc, "ecosystem": "PyPI", "name": canonicalize_name(d.get("name", "")), "version": d.get("version")}
             for v in d.get("vulns") or ():
                 # pip-audit's JSON carries no severity: "unknown", which fails safe.
@@ -236,7 +236,7 @@ def read_report(path: Path, deps: list[dict[str, Any]]) -> list[dict[str, Any]]:
             eco = {"pip": "PyPI", "pipenv": "PyPI", "poetry": "PyPI", "npm": "npm", "gomod": "Go"}.get(
                 str(res.get("Type", "")), str(res.get("Type", "")))
             for v in res.get("Vulnerabilities") or ():
-                loc = where.get(_key(eco, v.get("PkgName", ""))) or {"file": res.get("Target", str(path)), "line": 0}
+                loc = where.get(_key(eco, v.get("PkgName", ""))) or {"file": res.get("Target", str(path)), "line": 1}
                 dep = {**loc, "ecosystem": eco, "name": v.get("PkgName", ""), "version": v.get("InstalledVersion")}
                 out.append(finding(dep, v.get("VulnerabilityID", "?"), _trivy_severity(v.get("Severity")),
                                    v.get("FixedVersion", ""), [], source="trivy"))
