@@ -69,6 +69,8 @@ def test_tls_only(endpoint, evidence):
     http = endpoint.plain_http()
     if http["note"]:
         evidence.note(http["note"])
+    elif http["served"]:
+        evidence.note(f"{http['url']} answers {http['status']}" + (f" -> {http['location']}" if http["location"] else ""))
     offenders = []
     if http["served"]:
         redirected = http["status"] in REDIRECTS and http["location"].lower().startswith("https://")
@@ -116,6 +118,7 @@ def test_no_weak_ciphers(endpoint, evidence):
 def test_certificate_trusted(endpoint, evidence):
     endpoint.require_tls()
     cert = endpoint.certificate()
+    evidence.note(f"certificate {cert['subject']} issued by {cert['issuer']} for {', '.join(cert['names']) or 'no names'}")
     row = {"url": endpoint.url, "subject": cert["subject"], "issuer": cert["issuer"],
            "names": cert["names"], "not after": cert["not_after"], "error": cert["verify_error"]}
     offenders = [] if cert["trusted"] else [row]
@@ -147,6 +150,7 @@ def test_hsts(endpoint, evidence):
     endpoint.require_tls()  # browsers ignore HSTS received over plain HTTP
     resp = endpoint.response()
     value = resp.header("strict-transport-security")
+    evidence.note(f"{resp.url}: Strict-Transport-Security: {value if value is not None else '(none)'}")
     max_age = _hsts_max_age(value) if value is not None else None
     offenders = []
     if value is None:
@@ -165,6 +169,7 @@ def test_hsts(endpoint, evidence):
 def test_content_security_policy(endpoint, evidence):
     resp = endpoint.response()
     value = resp.header("content-security-policy")
+    evidence.note(f"{resp.url}: Content-Security-Policy: {value if value is not None else '(none)'}")
     offenders = []
     if not (value or "").strip():
         report_only = resp.header("content-security-policy-report-only")
@@ -179,6 +184,7 @@ def test_content_security_policy(endpoint, evidence):
 def test_content_type_options(endpoint, evidence):
     resp = endpoint.response()
     value = resp.header("x-content-type-options")
+    evidence.note(f"{resp.url}: X-Content-Type-Options: {value if value is not None else '(none)'}")
     offenders = [] if (value or "").strip().lower() == "nosniff" else [{"url": resp.url, "header": value or ""}]
     evidence.table("responses without X-Content-Type-Options: nosniff", offenders)
     assert not offenders, f"{resp.url}: X-Content-Type-Options is {value!r}, not 'nosniff'"
@@ -192,6 +198,8 @@ def test_framing_restricted(endpoint, evidence):
     resp = endpoint.response()
     ancestors = _csp_directives(resp.header("content-security-policy") or "").get("frame-ancestors")
     xfo = (resp.header("x-frame-options") or "").strip().upper()
+    evidence.note(f"{resp.url}: frame-ancestors: {ancestors if ancestors is not None else '(none)'}; "
+                  f"X-Frame-Options: {xfo or '(none)'}")
     ok = (ancestors is not None and "*" not in ancestors.split()) or xfo in ("DENY", "SAMEORIGIN")
     offenders = [] if ok else [{"url": resp.url, "frame-ancestors": ancestors or "", "x-frame-options": xfo}]
     evidence.table("responses any site may frame (clickjacking)", offenders)

@@ -27,6 +27,10 @@ def test_good_endpoint_passes_every_control(run_k4c, web):
     assert res.ret == 0
     assert any("plain HTTP counterpart of port" in n for n in notes(res.control("K4C-CODE-WEB-001")))
     assert "a modern client negotiates TLSv1.3" in notes(res.control("K4C-CODE-WEB-002"))
+    # A PASS still shows what was seen.
+    assert f"{web.good.url}: Strict-Transport-Security: max-age=31536000; includeSubDomains" in notes(
+        res.control("K4C-CODE-WEB-006"))
+    assert "certificate k4c-good issued by k4c-web-ca for 127.0.0.1" in notes(res.control("K4C-CODE-WEB-004"))
     # Families this OpenSSL lacks are named rather than silently passed.
     assert any(n.startswith("not probed") and "RC4" in n for n in notes(res.control("K4C-CODE-WEB-003")))
 
