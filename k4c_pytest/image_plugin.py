@@ -289,8 +289,21 @@ def pytest_configure_node(node) -> None:
         node.workerinput[_WORKER_INPUT] = [_target_to_dict(t) for t in run.targets()]
 
 
+def _uses_our_image_fixture(metafunc: pytest.Metafunc) -> bool:
+    """Whether ``image`` is k4c's fixture here: not a test's own parameter, nor a fixture of the
+    same name that a conftest defines."""
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        if "image" in names:
+            return False
+    defs = getattr(metafunc, "_arg2fixturedefs", {}).get("image") or ()
+    return bool(defs) and getattr(defs[-1].func, "__module__", None) == __name__
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "image" not in metafunc.fixturenames:
+    if "image" not in metafunc.fixturenames or not _uses_our_image_fixture(metafunc):
         return
     run = metafunc.config.stash.get(IMAGE_KEY, None)
     if run is None:
