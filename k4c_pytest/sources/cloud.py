@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -29,6 +30,9 @@ _FORBIDDEN_CODES = {
     "AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
     "OptInRequired", "ExpiredToken", "ExpiredTokenException",
 }
+
+#: Error codes AWS answers in a region that is not enabled in the account.
+_REGION_DISABLED_CODES = {"AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId", "OptInRequired"}
 
 #: The prefix of every read call's name; anything else is refused before it is sent.
 _READ_PREFIXES = ("describe_", "list_", "get_", "generate_credential_report")
@@ -123,6 +127,21 @@ class CloudSource:
             acct.regions  # resolved once; raises when the region list cannot be read
         return self._accounts
 
+    def find_bucket(self, name: str) -> tuple["AwsAccount", dict]:
+        """The account of this run owning S3 bucket ``name``, and the bucket (with ``Region``).
+
+        Raises DataUnavailable when no account of the run owns it (e.g. a central logging
+        account): its settings cannot be read, so controls on it ERROR rather than guess."""
+        __tracebackhide__ = True
+        for acct in self.accounts:
+            for bucket in acct.buckets():
+                if bucket["Name"] == name:
+                    return acct, bucket
+        owners = ", ".join(a.id for a in self.accounts)
+        raise DataUnavailable(f"s3:ListBuckets {name}",
+                              f"bucket {name} is not in account(s) {owners}; add the account that owns it "
+                              "with --k4c-aws-profile to check its settings")
+
     def identities(self) -> list[dict[str, str]]:
         """Account id, caller ARN and profile of every account (for the report header)."""
         return [{"profile": a.profile or "(environment)", "account": a.id, "arn": a.arn} for a in self.accounts]
@@ -132,9 +151,23 @@ class CloudSource:
     def _client(self, profile: str | None, service: str, region: str):
         key = (profile, service, region)
         if key not in self._clients:
-            self._clients[key] = self._sessions[profile].client(
+            client = self._sessions[profile].client(
                 service, region_name=region, endpoint_url=self.endpoint_url, config=self.config)
+            if self.endpoint_url:
+                # Some services (s3control) put the account id in front of the host name
+                # ({AccountId}.s3-control...); a single custom endpoint (moto, LocalStack) has
+                # no such names, so requests go to the endpoint as given.
+                client.meta.events.register("before-sign", self._unprefix_host)
+            self._clients[key] = client
         return self._clients[key]
+
+    def _unprefix_host(self, request, **_):
+        from urllib.parse import urlsplit, urlunsplit
+
+        want = urlsplit(self.endpoint_url).netloc
+        url = urlsplit(request.url)
+        if url.netloc != want and url.netloc.endswith("." + want):
+            request.url = urlunsplit(url._replace(netloc=want))
 
     def read(self, account: "AwsAccount", service: str, operation: str, region: str,
              params: dict[str, Any] | None = None, *, absent: tuple[str, ...] = ()) -> Any:
@@ -170,8 +203,7 @@ class CloudSource:
                 result = getattr(client, operation)(**params)
                 result.pop("ResponseMetadata", None)
         except ClientError as exc:
-            err = exc.response.get("Error", {})
-            code = str(err.get("Code", "Unknown"))
+            code, message = _error_code(exc.response)
             cov.requests += self._requests[profile] - before
             cov.seconds += time.perf_counter() - started
             if code in absent:
@@ -180,8 +212,14 @@ class CloudSource:
             attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
             tries = f" (after {attempts + 1} attempts)" if attempts else ""
             who = f"account {account_id}" if account_id else f"profile {profile or '(environment)'}"
-            failure = DataUnavailable(source, f"{who}: {code}: {err.get('Message', '')}{tries}".rstrip(": "))
-            failure.status = FORBIDDEN if code in _FORBIDDEN_CODES else FAILED
+            hint = ""
+            if code in _REGION_DISABLED_CODES and region != self.home_region(profile):
+                # What AWS answers in a region the account has not enabled (opt-in regions):
+                # credentials that work elsewhere are "invalid" there.
+                hint = f" (is {region} enabled in this account?)"
+            failure = DataUnavailable(source, f"{who}: {code}: {message}{tries}{hint}".rstrip(": "))
+            http = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            failure.status = FORBIDDEN if code in _FORBIDDEN_CODES or (code.isdigit() and http == 403) else FAILED
             self._fail(key, cov, failure)
             raise failure from None
         except BotoCoreError as exc:
@@ -209,6 +247,21 @@ class CloudSource:
 
     def coverage_report(self) -> dict[str, dict[str, Any]]:
         return {key: cov.as_dict() for key, cov in sorted(self.coverage.items())}
+
+
+def _error_code(response: dict) -> tuple[str, str]:
+    """The error code and message of a failed call. When the body was not in the service's
+    protocol (an XML error from a JSON service, a proxy's page), botocore reports only the
+    HTTP status: take the code from an XML ``<Code>`` if there is one, and keep it short."""
+    err = response.get("Error", {})
+    code, message = str(err.get("Code", "Unknown")), str(err.get("Message", ""))
+    if code.isdigit():
+        found = re.search(r"<Code>([^<]+)</Code>", message)
+        if found:
+            said = re.search(r"<Message>([^<]*)</Message>", message)
+            return found.group(1), said.group(1) if said else ""
+        return code, message[:300]
+    return code, message
 
 
 def _count(result: Any) -> int:
@@ -385,34 +438,48 @@ class AwsAccount:
         __tracebackhide__ = True
         return bool(self._read("ec2", "get_ebs_encryption_by_default", region).get("EbsEncryptionByDefault"))
 
-    def launch_template_version(self, region: str, template_id: str, version: str | None) -> dict | None:
-        """One launch template version's ``LaunchTemplateData`` (``$Default`` when no version is given)."""
+    def launch_template_version(self, region: str, template: dict) -> dict | None:
+        """The ``LaunchTemplateData`` of a launch template reference ``{"id"|"name", "version"}``
+        (as in an EKS node group; ``$Default`` when it names no version)."""
         __tracebackhide__ = True
+        ref = {"LaunchTemplateId": template["id"]} if template.get("id") else \
+            {"LaunchTemplateName": template["name"]}
         out = self._read("ec2", "describe_launch_template_versions", region,
-                         {"LaunchTemplateId": template_id, "Versions": [str(version or "$Default")]})
+                         {**ref, "Versions": [str(template.get("version") or "$Default")]})
         versions = out.get("LaunchTemplateVersions", [])
         return versions[0].get("LaunchTemplateData", {}) if versions else None
 
     # -- logging -------------------------------------------------------------------------------
 
     def trails(self, region: str) -> list[dict]:
-        """CloudTrail trails visible from a region (shadow copies of multi-region trails included),
-        each with ``Status`` (GetTrailStatus) and ``EventSelectors`` (GetEventSelectors) added
-        for the trails whose home is this region."""
+        """CloudTrail trails visible from a region, shadow copies of multi-region and
+        organization trails included (``HomeRegion`` says where each one lives)."""
         __tracebackhide__ = True
-        trails = self._read("cloudtrail", "describe_trails", region,
-                            {"includeShadowTrails": True}).get("trailList", [])
-        out = []
-        for t in trails:
-            t = dict(t)
-            home = t.get("HomeRegion", region)
-            status = self._read("cloudtrail", "get_trail_status", home, {"Name": t["TrailARN"]})
-            selectors = self._read("cloudtrail", "get_event_selectors", home, {"TrailName": t["TrailARN"]})
-            t["Status"] = status
-            t["EventSelectors"] = selectors.get("EventSelectors", [])
-            t["AdvancedEventSelectors"] = selectors.get("AdvancedEventSelectors", [])
-            out.append(t)
-        return out
+        return self._read("cloudtrail", "describe_trails", region,
+                          {"includeShadowTrails": True}).get("trailList", [])
+
+    def all_trails(self) -> list[dict]:
+        """Every trail visible from the regions read, once each (by ``TrailARN``)."""
+        __tracebackhide__ = True
+        seen: dict[str, dict] = {}
+        for region in self.regions:
+            for t in self.trails(region):
+                seen.setdefault(t["TrailARN"], t)
+        return list(seen.values())
+
+    def trail_status(self, trail: dict) -> dict:
+        """cloudtrail:GetTrailStatus of a trail, asked in its home region (``IsLogging``...)."""
+        __tracebackhide__ = True
+        return self._read("cloudtrail", "get_trail_status", trail.get("HomeRegion") or self.home_region,
+                          {"Name": trail["TrailARN"]})
+
+    def trail_event_selectors(self, trail: dict) -> dict:
+        """``{"EventSelectors": [...], "AdvancedEventSelectors": [...]}`` of a trail."""
+        __tracebackhide__ = True
+        out = self._read("cloudtrail", "get_event_selectors", trail.get("HomeRegion") or self.home_region,
+                         {"TrailName": trail["TrailARN"]})
+        return {"EventSelectors": out.get("EventSelectors") or [],
+                "AdvancedEventSelectors": out.get("AdvancedEventSelectors") or []}
 
     def config_recorders(self, region: str) -> list[dict]:
         """AWS Config recorders of a region, each with its ``Status`` merged in."""
@@ -426,8 +493,9 @@ class AwsAccount:
     # -- KMS ----------------------------------------------------------------------------------
 
     def kms_keys(self, region: str) -> list[dict]:
-        """Customer-managed KMS keys of a region, each ``KeyMetadata`` with ``RotationEnabled``
-        added for symmetric keys (rotation only exists for those)."""
+        """Enabled customer-managed KMS keys of a region, each ``KeyMetadata`` with
+        ``RotationEnabled`` added for symmetric keys with KMS-made material (rotation only
+        exists for those)."""
         __tracebackhide__ = True
         keys = self._read("kms", "list_keys", region).get("Keys", [])
         out = []
@@ -435,7 +503,10 @@ class AwsAccount:
             meta = self._read("kms", "describe_key", region, {"KeyId": k["KeyId"]}).get("KeyMetadata", {})
             if meta.get("KeyManager") != "CUSTOMER" or meta.get("KeyState") != "Enabled":
                 continue
-            if meta.get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT":
+            # Automatic rotation exists only for symmetric keys whose material KMS made
+            # (GetKeyRotationStatus fails for the others).
+            if meta.get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT" and \
+                    meta.get("Origin", "AWS_KMS") == "AWS_KMS":
                 rot = self._read("kms", "get_key_rotation_status", region, {"KeyId": k["KeyId"]})
                 meta = {**meta, "RotationEnabled": bool(rot.get("KeyRotationEnabled"))}
             out.append(meta)
@@ -503,3 +574,80 @@ class AwsAccount:
         return [self._read("eks", "describe_nodegroup", region,
                            {"clusterName": cluster_name, "nodegroupName": n}).get("nodegroup", {})
                 for n in names]
+
+
+# -- policy and ACL reading (shared by the controls on S3 buckets) ----------------------------
+
+#: S3 ACL grantee groups that make a grant public.
+PUBLIC_ACL_GROUPS = {
+    "http://acs.amazonaws.com/groups/global/AllUsers": "AllUsers",
+    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers": "AuthenticatedUsers",
+}
+
+# Condition keys that limit an Allow to known callers, so "Principal": "*" with one of them is
+# not public (the keys AWS's own public-access evaluation treats that way).
+_LIMITING_CONDITION_KEYS = {
+    "aws:sourcearn", "aws:sourceaccount", "aws:sourceowner", "aws:sourcevpc", "aws:sourcevpce",
+    "aws:sourceip", "aws:principalaccount", "aws:principalarn", "aws:principalorgid",
+    "aws:principalorgpaths", "aws:sourceorgid", "aws:sourceorgpaths", "aws:userid",
+}
+
+
+def public_acl_grants(grants: list[dict]) -> list[str]:
+    """The grants of an S3 ACL to everyone or to every AWS account, as ``"AllUsers:READ"``."""
+    return [f"{PUBLIC_ACL_GROUPS[g['Grantee']['URI']]}:{g.get('Permission', '')}"
+            for g in grants if (g.get("Grantee") or {}).get("URI") in PUBLIC_ACL_GROUPS]
+
+
+def principal_is_anyone(statement: dict) -> bool:
+    """Whether a policy statement's Principal is everyone (``"*"`` or ``{"AWS": "*"}``)."""
+    principal = statement.get("Principal")
+    if principal == "*":
+        return True
+    return isinstance(principal, dict) and "*" in as_list(principal.get("AWS"))
+
+
+def public_statements(document: Any) -> list[dict]:
+    """The Allow statements of a resource policy open to anyone: Principal ``*`` and no
+    condition limiting the callers (source account, ARN, VPC, IP, organization...)."""
+    out = []
+    for st in policy_statements(document):
+        if st.get("Effect") != "Allow" or not principal_is_anyone(st):
+            continue
+        keys = {k.lower() for block in (st.get("Condition") or {}).values() if isinstance(block, dict)
+                for k in block}
+        if not keys & _LIMITING_CONDITION_KEYS:
+            out.append(st)
+    return out
+
+
+def denies_insecure_transport(document: Any, bucket: str) -> bool:
+    """Whether a bucket policy denies every S3 action to anyone over plain HTTP
+    (``aws:SecureTransport`` false) on the bucket's objects, as CIS AWS 2.1.1 describes."""
+    from fnmatch import fnmatchcase
+
+    probe = f"arn:aws:s3:::{bucket}/k4c-probe"
+    for st in policy_statements(document):
+        if st.get("Effect") != "Deny" or not principal_is_anyone(st):
+            continue
+        if not any(a in ("*", "s3:*") for a in as_list(st.get("Action"))):
+            continue
+        insecure = [str(v).lower() for op, block in (st.get("Condition") or {}).items()
+                    if op in ("Bool", "BoolIfExists") and isinstance(block, dict)
+                    for key, values in block.items() if key.lower() == "aws:securetransport"
+                    for v in (values if isinstance(values, list) else [values])]
+        if "false" not in insecure:
+            continue
+        # Other partitions (aws-cn, aws-us-gov) spell the same ARN with their own prefix.
+        resources = ["arn:aws:" + r.split(":", 2)[2] if r.startswith("arn:") and r.count(":") >= 2 else r
+                     for r in as_list(st.get("Resource"))]
+        if any(fnmatchcase(probe, r) for r in resources):
+            return True
+    return False
+
+
+def block_public_access(bucket_block: dict | None, account_block: dict | None) -> dict[str, bool]:
+    """The effective S3 Block Public Access settings of a bucket: each of the four is on when
+    the bucket's or the account's configuration turns it on."""
+    names = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+    return {n: bool((bucket_block or {}).get(n)) or bool((account_block or {}).get(n)) for n in names}

@@ -19,7 +19,7 @@ from k4c_pytest.testing.moto_server import MotoServer
 SUITE = Path(__file__).resolve().parents[2] / "suites" / "cloud"
 REGION = "us-east-1"
 GOOD, BAD, DENIED, REGIONS_ACCT = "111111111111", "222222222222", "333333333333", "444444444444"
-MINIMAL = "555555555555"
+MINIMAL, PARTIAL = "555555555555", "666666666666"
 POLICY_FILE = Path(__file__).resolve().parents[2] / "deploy" / "k4c-aws-readonly-policy.json"
 OTHER_REGION = "eu-west-1"
 
@@ -27,6 +27,26 @@ READ_ONLY_FOR_NETWORK = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "ec2:Describe*"], "Resource": "*"}],
 }
+
+
+#: What the auditor of the ``partial`` account lacks of the shipped policy.
+PARTIAL_MISSING = ("kms:GetKeyRotationStatus", "cloudtrail:GetEventSelectors")
+
+
+#: IAM actions moto's S3 authorization names differently from AWS: its table of bucket
+#: subresources has no "encryption" and misspells "publicAccessBlock", so both reads fall back
+#: to s3:ListBucket. The shipped policy has AWS's names; the moto auditors get both.
+MOTO_S3_ACTION_NAMES = {"s3:GetBucketPublicAccessBlock": "s3:ListBucket",
+                        "s3:GetEncryptionConfiguration": "s3:ListBucket"}
+
+
+def shipped_policy(without: tuple[str, ...] = ()) -> dict:
+    """The shipped minimal policy (less ``without``), with moto's spelling of its S3 actions."""
+    doc = json.loads(POLICY_FILE.read_text())
+    for st in doc["Statement"]:
+        actions = [a for a in st["Action"] if a not in without]
+        st["Action"] = actions + [MOTO_S3_ACTION_NAMES[a] for a in actions if a in MOTO_S3_ACTION_NAMES]
+    return doc
 
 
 @dataclass
@@ -100,7 +120,8 @@ def seed_iam_bad(moto: MotoServer, account: str) -> None:
 @pytest.fixture(scope="session")
 def accounts(k4c_moto: MotoServer) -> dict[str, Account]:
     """The seeded accounts: ``good``, ``bad``, ``denied`` (auditor may only read EC2) and
-    ``regions`` (us-east-1 compliant, eu-west-1 not)."""
+    ``regions`` (us-east-1 compliant, eu-west-1 not), ``minimal`` (compliant, auditor holding
+    only the shipped policy) and ``partial`` (the same, policy without PARTIAL_MISSING)."""
     from seeding import seed_good, seed_bad, seed_regions  # noqa: PLC0415
 
     out = {}
@@ -114,9 +135,12 @@ def accounts(k4c_moto: MotoServer) -> dict[str, Account]:
     out["regions"] = Account(REGIONS_ACCT, _auditor(k4c_moto, REGIONS_ACCT))
     seed_regions(k4c_moto, REGIONS_ACCT, REGION, OTHER_REGION)
     # The compliant setup again, read by an auditor holding only the shipped minimal policy.
-    out["minimal"] = Account(MINIMAL, _auditor(k4c_moto, MINIMAL, json.loads(POLICY_FILE.read_text())))
+    out["minimal"] = Account(MINIMAL, _auditor(k4c_moto, MINIMAL, shipped_policy()))
     seed_iam_good(k4c_moto, MINIMAL)
     seed_good(k4c_moto, MINIMAL, REGION)
+    out["partial"] = Account(PARTIAL, _auditor(k4c_moto, PARTIAL, shipped_policy(without=PARTIAL_MISSING)))
+    seed_iam_good(k4c_moto, PARTIAL)
+    seed_good(k4c_moto, PARTIAL, REGION)
     return out
 
 

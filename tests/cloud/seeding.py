@@ -3,6 +3,8 @@ conftest seeds). Plain boto3 calls against the session moto server."""
 
 from __future__ import annotations
 
+import json
+
 
 def lock_down_default_network(moto, account: str, region: str) -> None:
     """What a careful account does with moto's (and AWS's) default VPC: a default security
@@ -43,14 +45,163 @@ def seed_network_bad(moto, account: str, region: str) -> None:
         {"IpProtocol": "tcp", "FromPort": 3000, "ToPort": 4000, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
 
 
+ALL_BLOCKED = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+               "RestrictPublicBuckets": True}
+LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+def _json(doc) -> str:
+    return json.dumps(doc)
+
+
+def tls_only(bucket: str) -> dict:
+    return {"Sid": "DenyPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def s3control(moto, account: str, region: str):
+    """An s3control client of the moto server: boto3 would put the account id in front of
+    the endpoint's host name, which a loopback address cannot have."""
+    client = moto.client("s3control", account, region)
+
+    def unprefix(request, **_):
+        request.url = request.url.replace(f"//{account}.", "//", 1)
+    client.meta.events.register("before-sign", unprefix)
+    return client
+
+
+def trail_bucket(account: str) -> str:
+    return f"trail-logs-{account}"
+
+
+def seed_logging_storage_good(moto, account: str, region: str) -> None:
+    """A careful account: a multi-region trail (validated, KMS-encrypted, into a private,
+    access-logged, TLS-only bucket), Config everywhere, flow logs, encrypted EBS, rotating keys."""
+    kms = moto.client("kms", account, region)
+    key = kms.create_key(Description="cloudtrail")["KeyMetadata"]
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+    s3 = moto.client("s3", account, region)
+    logs, trail = f"access-logs-{account}", trail_bucket(account)
+    s3.create_bucket(Bucket=logs, ACL="log-delivery-write")
+    s3.create_bucket(Bucket=trail)
+    s3.put_bucket_logging(Bucket=trail, BucketLoggingStatus={
+        "LoggingEnabled": {"TargetBucket": logs, "TargetPrefix": "cloudtrail/"}})
+    trail_arn = f"arn:aws:cloudtrail:{region}:{account}:trail/main"
+    for bucket in (logs, trail):
+        statements = [tls_only(bucket)]
+        if bucket == trail:
+            # CloudTrail may write, but only for this account's trail: not public.
+            statements.append({"Sid": "CloudTrailWrite", "Effect": "Allow", "Principal": "*",
+                               "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/AWSLogs/*",
+                               "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}})
+        s3.put_bucket_policy(Bucket=bucket, Policy=_json({"Version": "2012-10-17", "Statement": statements}))
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                                              "KMSMasterKeyID": key["Arn"]}}]})
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=ALL_BLOCKED)
+    s3control(moto, account, region).put_public_access_block(
+        AccountId=account, PublicAccessBlockConfiguration=ALL_BLOCKED)
+    ct = moto.client("cloudtrail", account, region)
+    ct.create_trail(Name="main", S3BucketName=trail, IsMultiRegionTrail=True, EnableLogFileValidation=True,
+                    KmsKeyId=key["Arn"])
+    ct.put_event_selectors(TrailName="main", EventSelectors=[
+        {"ReadWriteType": "All", "IncludeManagementEvents": True}])
+    ct.start_logging(Name="main")
+    seed_region_logging_good(moto, account, region, global_resources=True)
+
+
+def seed_region_logging_good(moto, account: str, region: str, global_resources: bool = False) -> None:
+    """Per region: AWS Config recording everything, flow logs on every VPC, EBS encrypted by default."""
+    cfg = moto.client("config", account, region)
+    cfg.put_configuration_recorder(ConfigurationRecorder={
+        "name": "default", "roleARN": f"arn:aws:iam::{account}:role/aws-config",
+        "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": global_resources}})
+    cfg.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": trail_bucket(account)})
+    cfg.start_configuration_recorder(ConfigurationRecorderName="default")
+    ec2 = moto.client("ec2", account, region)
+    vpcs = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]
+    ec2.create_flow_logs(ResourceIds=vpcs, ResourceType="VPC", TrafficType="REJECT", LogDestinationType="s3",
+                         LogDestination=f"arn:aws:s3:::{trail_bucket(account)}")
+    ec2.enable_ebs_encryption_by_default()
+
+
+def seed_logging_storage_bad(moto, account: str, region: str) -> None:
+    """A careless account: a single-region trail without validation or KMS into a public,
+    unlogged bucket; Config recording part of the resources, stopped; no flow logs; plain EBS."""
+    kms = moto.client("kms", account, region)
+    kms.create_key(Description="never rotated")
+    s3 = moto.client("s3", account, region)
+    trail, data = f"bad-trail-{account}", f"bad-data-{account}"
+    s3.create_bucket(Bucket=trail, ACL="public-read")
+    s3.put_bucket_policy(Bucket=trail, Policy=_json({"Version": "2012-10-17", "Statement": [
+        {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{trail}/*"}]}))
+    s3.create_bucket(Bucket=data)
+    # Denies plain HTTP for one action only: not TLS-only.
+    s3.put_bucket_policy(Bucket=data, Policy=_json({"Version": "2012-10-17", "Statement": [
+        {**tls_only(data), "Action": "s3:GetObject"}]}))
+    s3.put_public_access_block(Bucket=data, PublicAccessBlockConfiguration={
+        **ALL_BLOCKED, "RestrictPublicBuckets": False})
+    s3control(moto, account, region).put_public_access_block(
+        AccountId=account, PublicAccessBlockConfiguration={"BlockPublicAcls": True})
+    ct = moto.client("cloudtrail", account, region)
+    ct.create_trail(Name="legacy", S3BucketName=trail)
+    ct.put_event_selectors(TrailName="legacy", EventSelectors=[
+        {"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}])
+    ct.start_logging(Name="legacy")
+    cfg = moto.client("config", account, region)
+    cfg.put_configuration_recorder(ConfigurationRecorder={
+        "name": "default", "roleARN": f"arn:aws:iam::{account}:role/aws-config",
+        "recordingGroup": {"allSupported": False, "resourceTypes": ["AWS::EC2::Instance"]}})
+
+
+def seed_eks(moto, account: str, region: str, *, good: bool) -> None:
+    """One EKS cluster with one node group on a launch template (and one without)."""
+    ec2 = moto.client("ec2", account, region)
+    eks = moto.client("eks", account, region)
+    tokens = "required" if good else "optional"
+    lt = ec2.create_launch_template(LaunchTemplateName=f"nodes-{'good' if good else 'bad'}", LaunchTemplateData={
+        "MetadataOptions": {"HttpTokens": tokens, "HttpEndpoint": "enabled"}})["LaunchTemplate"]
+    role = f"arn:aws:iam::{account}:role/eks"
+    if good:
+        key = moto.client("kms", account, region).create_key(Description="eks secrets")["KeyMetadata"]
+        moto.client("kms", account, region).enable_key_rotation(KeyId=key["KeyId"])
+        eks.create_cluster(name="prod", version="1.32", roleArn=role, resourcesVpcConfig={
+            "subnetIds": ["subnet-1"], "endpointPrivateAccess": True, "endpointPublicAccess": True,
+            "publicAccessCidrs": ["203.0.113.0/24"]},
+            encryptionConfig=[{"resources": ["secrets"], "provider": {"keyArn": key["Arn"]}}],
+            logging={"clusterLogging": [{"types": LOG_TYPES, "enabled": True}]})
+        name = "prod"
+    else:
+        eks.create_cluster(name="legacy", version="1.27", roleArn=role, resourcesVpcConfig={
+            "subnetIds": ["subnet-1"], "endpointPublicAccess": True, "endpointPrivateAccess": False,
+            "publicAccessCidrs": ["0.0.0.0/0"]},
+            logging={"clusterLogging": [{"types": ["api"], "enabled": True},
+                                        {"types": LOG_TYPES[1:], "enabled": False}]})
+        name = "legacy"
+    eks.create_nodegroup(clusterName=name, nodegroupName="workers", subnets=["subnet-1"],
+                         nodeRole=f"arn:aws:iam::{account}:role/node",
+                         launchTemplate={"id": lt["LaunchTemplateId"], "version": "1"})
+    eks.create_nodegroup(clusterName=name, nodegroupName="plain", subnets=["subnet-1"],
+                         nodeRole=f"arn:aws:iam::{account}:role/node")
+
+
 def seed_good(moto, account: str, region: str) -> None:
     seed_network_good(moto, account, region)
+    seed_logging_storage_good(moto, account, region)
+    seed_eks(moto, account, region, good=True)
 
 
 def seed_bad(moto, account: str, region: str) -> None:
     seed_network_bad(moto, account, region)
+    seed_logging_storage_bad(moto, account, region)
+    seed_eks(moto, account, region, good=False)
 
 
 def seed_regions(moto, account: str, good_region: str, bad_region: str) -> None:
+    """Network, Config, flow logs and EBS done right in one region and not in the other."""
     seed_network_good(moto, account, good_region)
     seed_network_bad(moto, account, bad_region)
+    moto.client("s3", account, good_region).create_bucket(Bucket=trail_bucket(account))
+    seed_region_logging_good(moto, account, good_region, global_resources=True)
