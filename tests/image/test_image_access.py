@@ -193,3 +193,21 @@ def test_no_cluster_images_flag(pushed, tmp_path, run_k4c_module):
     (manifests / "apps.yaml").write_text(yaml.safe_dump(_deployment("web", f"{pushed.host}/app:bad", None)))
     res = run_k4c_module(f"--k4c-manifests={manifests}", "--k4c-no-cluster-images", k="runs_as_non_root")
     assert [r["outcome"] for r in res.controls] == ["N/A"]
+
+
+def test_layer_lost_by_the_registry_errors_content_controls(k4c_registry, run_k4c_module):
+    import secrets
+
+    img = oci.image([[*oci.good_files(), oci.File("srv/unique", secrets.token_bytes(64))]], user="10001")
+    oci.Pusher(k4c_registry.url).push("fragile", "1.0", img)
+    # The registry's storage loses the layer (a real fault of a real registry: a failed GC, a
+    # bucket lifecycle rule): it answers 404 BLOB_UNKNOWN for it.
+    hexd = img.layers[0].digest.split(":")[1]
+    data = k4c_registry.folder / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexd[:2] / hexd / "data"
+    data.unlink()
+    ref = f"{k4c_registry.host}/fragile:1.0"
+    res = run_k4c_module(f"--k4c-image={ref}", k="not supply")
+    assert image_outcome(res, "K4C-IMG-001", ref) == "PASS"
+    record = image_record(res, "K4C-IMG-006", ref)
+    assert record["outcome"] == "ERROR"
+    assert f"/v2/fragile/blobs/{img.layers[0].digest}: 404 Not Found" in record["reason"]
