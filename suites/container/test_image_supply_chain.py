@@ -16,7 +16,7 @@ NSA = "nsa-cisa-1.2"
 
 @pytest.mark.control(
     "K4C-IMG-008", title="Images are signed with the organisation's cosign key", severity="high",
-    benchmarks={CIS_DOCKER: ["4.5"], "cis-k8s-1.10": ["5.5.1"], "nist-ssdf-1.1": ["PS.2.1"]},
+    benchmarks={CIS_DOCKER: ["4.5", "4.12"], "cis-k8s-1.10": ["5.5.1"], "nist-ssdf-1.1": ["PS.2.1"]},
     remediation="Sign the image by digest in the pipeline that builds it (cosign sign --key <key> "
                 "<image>@sha256:...) and enforce signatures at admission (policy-controller, Kyverno).")
 def test_image_signed(image, evidence, image_policy):
