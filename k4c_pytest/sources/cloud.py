@@ -81,7 +81,8 @@ class CloudSource:
         self.regions = list(regions)
         self.endpoint_url = endpoint_url
         self.report_wait = report_wait
-        self.config = Config(retries={"mode": retry_mode, "max_attempts": max_attempts},
+        # total_max_attempts counts the first try too ("max_attempts" there means retries).
+        self.config = Config(retries={"mode": retry_mode, "total_max_attempts": max_attempts},
                              connect_timeout=timeout, read_timeout=timeout,
                              user_agent_extra="k4c")
         factory = session_factory or boto3.session.Session

@@ -79,3 +79,53 @@ class MotoServer:
                 request.headers["x-moto-account-id"] = account
             client.meta.events.register("before-sign", add_header)
         return client
+
+
+# -- faults moto cannot produce -----------------------------------------------------------------
+
+def signed_for(req) -> tuple[str, str]:
+    """(service, region) of an AWS request, from its SigV4 credential scope
+    (``Credential=AKID/20250101/us-east-1/kms/aws4_request``); ("", "") when unsigned."""
+    auth = req.headers.get("Authorization") or req.headers.get("authorization") or ""
+    scope = auth.partition("Credential=")[2].partition(",")[0].split("/")
+    return (scope[3], scope[2]) if len(scope) >= 5 else ("", "")
+
+
+def aws_error(status: int, code: str, message: str, protocol: str = "json") -> dict:
+    """The ``Reply`` fields of an AWS error answer in a service's wire protocol: ``json``
+    (KMS, CloudTrail, Config...), ``rest-json`` (EKS), ``ec2`` or ``query`` (IAM, STS) XML."""
+    if protocol in ("json", "rest-json"):
+        body = json.dumps({"__type": code, "message": message})
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}
+    elif protocol == "ec2":
+        body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+                "<RequestID>k4c-fault</RequestID></Response>")
+        headers = {"Content-Type": "text/xml"}
+    else:
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                "</Error><RequestId>k4c-fault</RequestId></ErrorResponse>")
+        headers = {"Content-Type": "text/xml"}
+    return {"status": status, "body": body, "headers": headers}
+
+
+def fault_proxy(moto: MotoServer, rules: list | None = None):
+    """A :class:`~k4c_pytest.testing.faults.FaultProxy` (HTTPS on 127.0.0.1, not started) in
+    front of a moto server, for faults moto cannot produce: throttling, hangs, a region that
+    is not enabled. Point boto3 at ``proxy.url`` and trust ``proxy.ca_path`` (``AWS_CA_BUNDLE``).
+    Rules are callables ``(ProxyRequest) -> Reply | None``; :func:`signed_for` tells which
+    service and region a request is for."""
+    import urllib3
+
+    from k4c_pytest.testing import pki
+    from k4c_pytest.testing.faults import FaultProxy
+
+    ca = pki.new_ca("k4c-moto-proxy-ca")
+    server = pki.issue(ca, "k4c-moto-proxy", server_names=["127.0.0.1", "localhost"], client=False)
+    client = pki.issue(ca, "k4c-moto-proxy-client")  # unused: moto asks for no client certificate
+    proxy = FaultProxy(moto.endpoint_url.replace("http://", "https://", 1), ca.cert_pem, client.cert_pem,
+                       client.key_pem, server.cert_pem, server.key_pem, rules)
+    # FaultProxy's upstream is a TLS API server; moto serves plain HTTP on loopback.
+    proxy._upstream.close()
+    proxy._upstream = urllib3.HTTPConnectionPool(moto.host, moto.port, maxsize=16, block=False, retries=False,
+                                                 timeout=urllib3.Timeout(connect=5.0, read=None))
+    return proxy

@@ -60,3 +60,25 @@ def test_several_accounts_in_one_run(k4c_aws_env, run_k4c, accounts, k4c_moto, t
     assert res.offenders("K4C-AWS-IAM-004") == [{"account": accounts["bad"].id, "MinimumPasswordLength": 8}]
     assert {r["account"] for r in res.offenders("K4C-AWS-NET-001")} == {accounts["bad"].id}
     assert f"account {accounts['good'].id} as" in res.stdout and f"account {accounts['bad'].id} as" in res.stdout
+
+
+def test_two_accounts_logging_storage_eks(k4c_aws_env, run_k4c, accounts, k4c_moto, tmp_path):
+    creds = tmp_path / "aws-credentials"
+    creds.write_text("".join(f"[{name}]\naws_access_key_id = {accounts[name].key[0]}\n"
+                             f"aws_secret_access_key = {accounts[name].key[1]}\n\n" for name in ("good", "bad")))
+    res = run_k4c(f"--k4c-aws-endpoint-url={k4c_moto.endpoint_url}", f"--k4c-aws-region={REGION}",
+                  "--k4c-aws-profile=good", "--k4c-aws-profile=bad", paths=[SUITE],
+                  k="test_logging or test_storage or test_eks")
+    good, bad = accounts["good"].id, accounts["bad"].id
+    assert len(res.controls) == 18 and set(res.outcomes().values()) == {"FAIL"}, res.stdout[-3000:]
+    for c in res.controls:
+        rows = res.offenders(c["id"])
+        if c["id"] == "K4C-AWS-LOG-001":  # its first table lists every trail checked, both accounts'
+            assert {r["account"] for r in rows} == {good, bad}
+            assert [r["account"] for r in rows if "reason" in r] == [bad]
+        else:
+            assert {r["account"] for r in rows} == {bad}, (c["id"], rows)
+    # Each account's data was read with its own credentials.
+    cov = res.results["coverage"]
+    assert cov[f"aws:{good}:{REGION}:eks:ListClusters"]["status"] == "listed"
+    assert cov[f"aws:{bad}:{REGION}:eks:ListClusters"]["status"] == "listed"
