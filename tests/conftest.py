@@ -14,6 +14,12 @@ from typing import Any
 
 import pytest
 
+# Imported once for the whole session: pytester's in-process runs drop the modules they import
+# from sys.modules but not from their parent package, so a later run would mix two copies of
+# k4c_pytest.sources.kinds (a Kind of one is no Kind of the other) once k4c_pytest.sources
+# itself is loaded up front (as the endpoint plugin does).
+import k4c_pytest.sources.cluster_live  # noqa: E402,F401
+
 pytest_plugins = ["pytester", "k4c_pytest.testing.fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]

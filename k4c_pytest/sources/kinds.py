@@ -57,6 +57,15 @@ KNOWN_KINDS: tuple[Kind, ...] = (
     Kind("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     Kind("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True),
+    Kind("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", False),
+    # Security add-ons (k4c_pytest.addons): a cluster without one does not serve its kind (N/A).
+    # Gatekeeper's constraints are a kind per ConstraintTemplate, read as the templates name them.
+    Kind("templates.gatekeeper.sh", "v1", "constrainttemplates", "ConstraintTemplate", False),
+    Kind("kyverno.io", "v1", "clusterpolicies", "ClusterPolicy", False),
+    Kind("security.istio.io", "v1", "peerauthentications", "PeerAuthentication", True),
+    Kind("external-secrets.io", "v1", "externalsecrets", "ExternalSecret", True),
+    Kind("secrets-store.csi.x-k8s.io", "v1", "secretproviderclasses", "SecretProviderClass", True),
+    Kind("cert-manager.io", "v1", "certificates", "Certificate", True),
 )
 
 _BY_KEY = {k.key: k for k in KNOWN_KINDS}

@@ -111,7 +111,8 @@ def test_requests_grow_with_kinds_not_namespaces_or_controls(k4c_control_plane, 
         coverage = res.results["coverage"]
         assert res.results["controls"], res.stdout
         assert not [r for r in res.controls if r["reason"].startswith("could not read")], res.stdout
-        assert all(c["status"] == "listed" for c in coverage.values()), coverage
+        # Add-on kinds (Kyverno, Istio, ...) are not served by a bare API server: still one LIST each.
+        assert all(c["status"] in ("listed", "not served") for c in coverage.values()), coverage
         # Each kind once, in one page (every kind fits in one), plus /version: nothing per
         # namespace, nothing per control.
         lists = Counter(e["requestURI"].split("?")[0] for e in reads if e["verb"] == "list")
