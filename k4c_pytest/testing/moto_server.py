@@ -71,13 +71,25 @@ class MotoServer:
                key: tuple[str, str] = ("testing", "testing")):
         """A boto3 client of this server; ``account`` makes moto act in that account id (for seeding)."""
         import boto3
+        import botocore.session
 
-        client = boto3.client(service, region_name=region, endpoint_url=self.endpoint_url,
-                              aws_access_key_id=key[0], aws_secret_access_key=key[1])
-        if account:
-            def add_header(request, **_):
+        # The keys are given: the caller's AWS_PROFILE (perhaps naming a profile this machine
+        # does not have) must not matter.
+        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        client = boto3.session.Session(botocore_session=core).client(
+            service, region_name=region, endpoint_url=self.endpoint_url,
+            aws_access_key_id=key[0], aws_secret_access_key=key[1])
+        netloc = f"{self.host}:{self.port}"
+
+        def prepare(request, **_):
+            # s3control puts the account id in front of the host name; a loopback address has none.
+            scheme, _, rest = request.url.partition("://")
+            host, slash, path = rest.partition("/")
+            if host != netloc and host.endswith("." + netloc):
+                request.url = f"{scheme}://{netloc}{slash}{path}"
+            if account:
                 request.headers["x-moto-account-id"] = account
-            client.meta.events.register("before-sign", add_header)
+        client.meta.events.register("before-sign", prepare)
         return client
 
 

@@ -60,17 +60,6 @@ def tls_only(bucket: str) -> dict:
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 
 
-def s3control(moto, account: str, region: str):
-    """An s3control client of the moto server: boto3 would put the account id in front of
-    the endpoint's host name, which a loopback address cannot have."""
-    client = moto.client("s3control", account, region)
-
-    def unprefix(request, **_):
-        request.url = request.url.replace(f"//{account}.", "//", 1)
-    client.meta.events.register("before-sign", unprefix)
-    return client
-
-
 def trail_bucket(account: str) -> str:
     return f"trail-logs-{account}"
 
@@ -100,7 +89,7 @@ def seed_logging_storage_good(moto, account: str, region: str) -> None:
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
                                                               "KMSMasterKeyID": key["Arn"]}}]})
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=ALL_BLOCKED)
-    s3control(moto, account, region).put_public_access_block(
+    moto.client("s3control", account, region).put_public_access_block(
         AccountId=account, PublicAccessBlockConfiguration=ALL_BLOCKED)
     ct = moto.client("cloudtrail", account, region)
     ct.create_trail(Name="main", S3BucketName=trail, IsMultiRegionTrail=True, EnableLogFileValidation=True,
@@ -143,7 +132,7 @@ def seed_logging_storage_bad(moto, account: str, region: str) -> None:
         {**tls_only(data), "Action": "s3:GetObject"}]}))
     s3.put_public_access_block(Bucket=data, PublicAccessBlockConfiguration={
         **ALL_BLOCKED, "RestrictPublicBuckets": False})
-    s3control(moto, account, region).put_public_access_block(
+    moto.client("s3control", account, region).put_public_access_block(
         AccountId=account, PublicAccessBlockConfiguration={"BlockPublicAcls": True})
     ct = moto.client("cloudtrail", account, region)
     ct.create_trail(Name="legacy", S3BucketName=trail)
