@@ -155,8 +155,8 @@ def test_page_size_not_a_number(controls):
 
 def test_unknown_benchmark_lists_known_ones_including_those_controls_use(controls):
     assert usage_error(controls, "--k4c-benchmark=cis-k8s-9.9") == (
-        "--k4c-benchmark: unknown benchmark cis-k8s-9.9 (known: acme-policy-2, cis-aws-3.0, cis-eks-1.5, "
-        "cis-k8s-1.10, nsa-cisa-1.2, pss)")
+        "--k4c-benchmark: unknown benchmark cis-k8s-9.9 (known: acme-policy-2, cis-aws-3.0, cis-docker-1.7, "
+        "cis-eks-1.5, cis-k8s-1.10, nist-ssdf-1.1, nsa-cisa-1.2, owasp-asvs-4.0.3, pss)")
 
 
 def test_unknown_benchmark_under_xdist_stops_the_run_cleanly(controls):
