@@ -190,8 +190,10 @@ def aws(pytestconfig: pytest.Config):
     ``aws.accounts`` lists one :class:`~k4c_pytest.sources.cloud.AwsAccount` per
     ``--k4c-aws-profile`` (or the environment's credentials); each has ``.id``, ``.regions``
     and helpers returning plain dicts (``credential_report()``, ``security_groups(region)``,
-    ``eks_clusters(region)``...). A control using it is N/A when no AWS target is configured,
-    and ERRORs naming the API call when a read fails.
+    ``all_trails()``, ``buckets()``, ``kms_keys(region)``, ``eks_clusters(region)``...);
+    ``aws.find_bucket(name)`` finds a bucket in any account of the run and
+    ``aws.eks_min_version`` is ``--k4c-eks-min-version``. A control using it is N/A when no AWS
+    target is configured, and ERRORs naming the API call when a read fails.
     """
     __tracebackhide__ = True
     return pytestconfig.stash[CLOUD_KEY].source()

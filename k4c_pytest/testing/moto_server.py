@@ -44,6 +44,11 @@ class MotoServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
+            # ThreadedMotoServer.stop() shuts the serving loop down but leaves its socket
+            # listening (connections then hang instead of being refused) until collected.
+            wsgi = getattr(self._server, "_server", None)
+            if wsgi is not None:
+                wsgi.server_close()
             self._server = None
 
     def _post(self, path: str, body: bytes = b"") -> Any:
