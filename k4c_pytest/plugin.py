@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from k4c_pytest import __version__, controls, waivers
+from k4c_pytest import __version__, attestations, controls, managed, waivers
 from k4c_pytest.catalog import BENCHMARKS
 from k4c_pytest.evidence import DEFAULT_MAX_ROWS, Evidence
 from k4c_pytest.outcomes import (ERROR, MANUAL, NA, PASS, RANK, WAIVED, DataUnavailable, ManualCheck, NotApplicable,
@@ -25,6 +25,7 @@ EVIDENCE_KEY = pytest.StashKey[Evidence]()
 PHASES_KEY = pytest.StashKey[dict]()
 REGISTRY_KEY = pytest.StashKey[dict]()
 WAIVERS_KEY = pytest.StashKey[waivers.Waivers]()
+ATTESTATIONS_KEY = pytest.StashKey[attestations.Attestations]()
 
 _FIXTURE_LAYERS = {"cluster": "cluster", "aws": "cloud", "image": "container", "code": "code", "host": "cluster"}
 
@@ -52,6 +53,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--k4c-waivers", metavar="FILE", default=None,
                     help="YAML file of accepted findings (control, justification, owner, expires; see "
                          "docs/waivers.md): covered FAILs end WAIVED, expired waivers are ignored (default: none)")
+    group.addoption("--k4c-attestations", metavar="FILE", default=None,
+                    help="YAML file of signed attestations (control, target, statement, attested_by, date, "
+                         "expires, result, Ed25519 signature; see docs/attestations.md, write entries with "
+                         "'k4c attest'): a valid one turns a MANUAL control into PASS or FAIL (default: none)")
+    group.addoption("--k4c-attesters", metavar="FILE", default=None,
+                    help="YAML file of the people allowed to attest and their Ed25519 public keys; needed by "
+                         "--k4c-attestations (default: none)")
+    group.addoption("--k4c-provider", metavar="NAME", default=None,
+                    help=f"who runs the control plane: {'|'.join(managed.CHOICES)}; on a managed one, controls "
+                         "on what the provider operates are N/A, provider responsibility (default: detected from "
+                         "the server version and Node labels)")
     group.addoption("--k4c-page-size", metavar="N", type=int, default=500,
                     help="objects per LIST page when reading a live cluster (default: 500)")
     group.addoption("--k4c-max-evidence-rows", metavar="N", type=int, default=DEFAULT_MAX_ROWS,
@@ -62,6 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", controls.MARKER_SIGNATURE)
+    config.addinivalue_line("markers", managed.MARKER_SIGNATURE)
     for layer in controls.LAYERS:
         config.addinivalue_line("markers", f"{layer}: a k4c control of the {layer} layer (added by k4c)")
     for severity in controls.SEVERITIES:
@@ -77,6 +90,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("k4c_waivers"):
         run.waivers = waivers.load(config.getoption("k4c_waivers"))  # pytest.UsageError naming the entry
     config.stash[WAIVERS_KEY] = run.waivers
+    if config.getoption("k4c_attestations"):
+        book = attestations.load(config.getoption("k4c_attestations"), config.getoption("k4c_attesters"))
+        config.stash[ATTESTATIONS_KEY] = book
+        config.pluginmanager.register(attestations.SummaryHooks(book, RUN_KEY), "k4c-attestations")
+    elif config.getoption("k4c_attesters"):
+        attestations.load_attesters(config.getoption("k4c_attesters"))  # a bad file fails fast all the same
+    config.pluginmanager.register(managed.ProviderHooks(config, RUN_KEY), "k4c-provider")
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(RunHooks(run, config), "k4c-run")
     if config.getoption("htmlpath", None):
@@ -195,6 +215,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         item.user_properties.append(("k4c_control", control.id))
         used_benchmarks.update(control.benchmarks)
     _check_waived_controls(config, items)
+    _check_attested_controls(config, items)
     wanted = config.getoption("k4c_benchmark")
     if not wanted:
         return
@@ -227,6 +248,21 @@ def _check_waived_controls(config: pytest.Config, items: list[pytest.Item]) -> N
         more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
         _unknown_benchmark(config, f"--k4c-waivers: {book.path}: entry {w.entry} (line {w.line}): "
                                    f"unknown control id {w.control}{more}; no collected control has it")
+
+
+def _check_attested_controls(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An attestation naming no collected control is a typo or a removed control: stop the run."""
+    book = config.stash.get(ATTESTATIONS_KEY, None)
+    if not book:
+        return
+    known = set(config.stash[REGISTRY_KEY])
+    known.update(c.id for item in items if (c := item.stash.get(CONTROL_KEY, None)) is not None)
+    unknown = book.unknown(known)
+    if unknown:
+        a = unknown[0]
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        _unknown_benchmark(config, f"--k4c-attestations: {book.path}: entry {a.entry} (line {a.line}): "
+                                   f"unknown control id {a.control}{more}; no collected control has it")
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -271,6 +307,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return report
     exc = call.excinfo.value if call.excinfo is not None else None
     state = item.stash[PHASES_KEY]
+    exc = _apply_attestation(item, control, report, exc, state)
     _apply_waiver(item, control, report, exc, state)
     outcome, reason = phase_outcome(report, exc)
     if outcome == ERROR and report.skipped:
@@ -295,6 +332,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         waiver = _waiver_record(state, record["outcome"])
         if waiver is not None:
             record["waiver"] = waiver
+        if "attestation" in state:
+            record["attestation"] = state["attestation"]
         report.k4c = record
         report.k4c_coverage = run.local_coverage()
         if item.config.getoption("htmlpath", None):
@@ -310,6 +349,39 @@ def _target_ids(item: pytest.Item) -> list[str]:
     if callspec is None:
         return []
     return [callspec.id, *(str(v) for v in callspec.params.values() if isinstance(v, (str, int)))]
+
+
+def _apply_attestation(item: pytest.Item, control: controls.Control, report: pytest.TestReport,
+                       exc: BaseException | None, state: dict) -> BaseException | None:
+    """Turn a MANUAL control into PASS or FAIL by a valid signed attestation; a rejected one
+    leaves it MANUAL with why in the reason. Returns the exception the phase now stands for."""
+    book = item.config.stash.get(ATTESTATIONS_KEY, None)
+    if not (book and report.when == "call" and report.skipped and isinstance(exc, ManualCheck)):
+        return exc
+    run = item.config.stash[RUN_KEY]
+    verdicts = book.for_control(control.id, attestations.target_names(run.target(), _target_ids(item)))
+    if not verdicts:
+        return exc
+    state["attestation"] = attestations.record_of(verdicts)
+    ev = item.stash.get(EVIDENCE_KEY, None)
+    if ev is None:
+        ev = item.stash[EVIDENCE_KEY] = Evidence(max_rows=item.config.getoption("k4c_max_evidence_rows"))
+    best = verdicts[0]
+    if best.status != attestations.ACCEPTED:
+        ev.table("attestations not accepted", [attestations.evidence_row(v) for v in verdicts])
+        # The reason the report shows (phase_outcome reads it from the exception).
+        exc.reason = f"{exc.reason} (attestation not accepted: {'; '.join(v.reason for v in verdicts)})"
+        return exc
+    a = best.attestation
+    ev.table("attestation", [attestations.evidence_row(best)])
+    ev.note(f"Attested {a.result.upper()} by {a.attested_by} (Ed25519 key {best.signer}) on {a.date.isoformat()}, "
+            f"valid until {a.expires.isoformat()}: {a.statement}")
+    if a.result == "pass":
+        report.outcome, report.longrepr = "passed", None
+        return None
+    message = f"attested as failing by {a.attested_by} on {a.date.isoformat()}: {a.statement}"
+    report.outcome, report.longrepr = "failed", message
+    return AssertionError(message)
 
 
 def _apply_waiver(item: pytest.Item, control: controls.Control, report: pytest.TestReport,

@@ -23,6 +23,10 @@ STRONG_CIPHERS = frozenset({
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
 })
 ENCRYPTING_PROVIDERS = ("aescbc", "aesgcm", "secretbox", "kms")
+# On EKS, GKE or AKS the provider runs these components: N/A, provider responsibility (docs/managed-clusters.md).
+pytestmark = pytest.mark.provider_owned("control-plane")
+AUDIT_ON_EKS = pytest.mark.provider_owned("control-plane", eks="K4C-AWS-EKS-003 (control plane logging)")
+ENCRYPTION_ON_EKS = pytest.mark.provider_owned("control-plane", eks="K4C-AWS-EKS-002 (secrets encryption)")
 
 
 def _check(host, evidence, component: str, title: str, problem) -> list[dict]:
@@ -184,6 +188,7 @@ def test_apiserver_profiling(host, evidence):
     "K4C-CL-API-013", title="kube-apiserver writes an audit log", severity="high",
     benchmarks={CIS: ["1.2.16"]},
     remediation="Set --audit-log-path (and --audit-policy-file) so every request is recorded.")
+@AUDIT_ON_EKS
 def test_apiserver_audit_log(host, evidence):
     rows = _check(host, evidence, APISERVER, "no audit log", _missing("audit-log-path"))
     assert not rows, f"{len(rows)} kube-apiserver instances write no audit log"
@@ -193,6 +198,7 @@ def test_apiserver_audit_log(host, evidence):
     "K4C-CL-API-014", title="kube-apiserver keeps its audit log (age 30, 10 backups, 100 MB)",
     severity="medium", benchmarks={CIS: ["1.2.17", "1.2.18", "1.2.19"]},
     remediation="Set --audit-log-maxage=30, --audit-log-maxbackup=10 and --audit-log-maxsize=100 or more.")
+@AUDIT_ON_EKS
 def test_apiserver_audit_retention(host, evidence):
     def problem(c):
         low = []
@@ -258,6 +264,7 @@ def test_apiserver_client_ca(host, evidence):
     "K4C-CL-API-021", title="kube-apiserver has an encryption provider configuration", severity="high",
     benchmarks={CIS: ["1.2.27"]},
     remediation="Write an EncryptionConfiguration (aescbc, secretbox or kms first) and set --encryption-provider-config.")
+@ENCRYPTION_ON_EKS
 def test_apiserver_encryption_config(host, evidence):
     rows = _check(host, evidence, APISERVER, "no encryption at rest", _missing("encryption-provider-config"))
     assert not rows, f"{len(rows)} kube-apiserver instances store Secrets unencrypted"
@@ -268,6 +275,7 @@ def test_apiserver_encryption_config(host, evidence):
     benchmarks={CIS: ["1.2.28"]},
     remediation="In the EncryptionConfiguration, list aescbc, secretbox or kms first for secrets; "
                 "identity may only come after them.")
+@ENCRYPTION_ON_EKS
 def test_apiserver_encryption_provider(host, evidence):
     def problem(c):
         path = c.get("encryption-provider-config")

@@ -13,6 +13,7 @@ import pytest
     benchmarks={"cis-k8s-1.10": ["1.2.27", "1.2.28"]},
     remediation="Give kube-apiserver an EncryptionConfiguration with aescbc, secretbox or kms first for "
                 "secrets, then rewrite existing Secrets (kubectl get secrets -A -o json | kubectl replace -f -).")
+@pytest.mark.provider_owned("etcd", eks="K4C-AWS-EKS-002 (secrets encryption)")
 def test_secrets_encrypted_in_etcd(etcd, evidence):
     stored = etcd.secrets_or_na()
     plain = [s.row() for s in stored if not s.encrypted]

@@ -16,6 +16,8 @@ CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", 
 KUBECONFIGS = ("/etc/kubernetes/admin.conf", "/etc/kubernetes/super-admin.conf",
                "/etc/kubernetes/scheduler.conf", "/etc/kubernetes/controller-manager.conf")
 PKI = "/etc/kubernetes/pki"
+# The control plane nodes' files: on EKS, GKE or AKS the provider's (N/A, provider responsibility).
+CONTROL_PLANE_FILES = pytest.mark.provider_owned("control-plane-files")
 
 
 def _present(host, components) -> list[str]:
@@ -62,6 +64,7 @@ def _manifests(host) -> list[str]:
     "K4C-CL-FILE-001", title="Static pod manifests are mode 600 or stricter", severity="high",
     benchmarks={CIS: ["1.1.1", "1.1.3", "1.1.5", "1.1.7"]},
     remediation="chmod 600 /etc/kubernetes/manifests/*.yaml")
+@CONTROL_PLANE_FILES
 def test_manifest_permissions(host, evidence):
     rows = _check(host, evidence, _manifests(host), "manifests too open", _mode_over(0o600))
     assert not rows, f"{len(rows)} static pod manifests are readable or writable by others"
@@ -71,6 +74,7 @@ def test_manifest_permissions(host, evidence):
     "K4C-CL-FILE-002", title="Static pod manifests are owned by root:root", severity="high",
     benchmarks={CIS: ["1.1.2", "1.1.4", "1.1.6", "1.1.8"]},
     remediation="chown root:root /etc/kubernetes/manifests/*.yaml")
+@CONTROL_PLANE_FILES
 def test_manifest_ownership(host, evidence):
     rows = _check(host, evidence, _manifests(host), "manifests not owned by root", _owner("root:root"))
     assert not rows, f"{len(rows)} static pod manifests are not owned by root:root"
@@ -84,6 +88,7 @@ def _etcd_data_dir(host) -> list[str]:
 @pytest.mark.control(
     "K4C-CL-FILE-003", title="The etcd data folder is mode 700 or stricter", severity="high",
     benchmarks={CIS: ["1.1.11"]}, remediation="chmod 700 /var/lib/etcd (etcd's --data-dir)")
+@CONTROL_PLANE_FILES
 def test_etcd_data_dir_permissions(host, evidence):
     rows = _check(host, evidence, _etcd_data_dir(host), "etcd data folder too open", _mode_over(0o700))
     assert not rows, f"{len(rows)} etcd data folders are open to other users"
@@ -92,6 +97,7 @@ def test_etcd_data_dir_permissions(host, evidence):
 @pytest.mark.control(
     "K4C-CL-FILE-004", title="The etcd data folder is owned by etcd:etcd", severity="medium",
     benchmarks={CIS: ["1.1.12"]}, remediation="chown etcd:etcd /var/lib/etcd (etcd's --data-dir)")
+@CONTROL_PLANE_FILES
 def test_etcd_data_dir_ownership(host, evidence):
     rows = _check(host, evidence, _etcd_data_dir(host), "etcd data folder not owned by etcd", _owner("etcd:etcd"))
     assert not rows, f"{len(rows)} etcd data folders are not owned by etcd:etcd"
@@ -106,6 +112,7 @@ def _kubeconfigs(host) -> list[str]:
     "K4C-CL-FILE-005", title="Control plane kubeconfigs are mode 600 or stricter", severity="critical",
     benchmarks={CIS: ["1.1.13", "1.1.15", "1.1.17"]},
     remediation="chmod 600 /etc/kubernetes/{admin,super-admin,scheduler,controller-manager}.conf")
+@CONTROL_PLANE_FILES
 def test_kubeconfig_permissions(host, evidence):
     rows = _check(host, evidence, _kubeconfigs(host), "kubeconfigs too open", _mode_over(0o600))
     assert not rows, f"{len(rows)} control plane kubeconfigs are readable by other users"
@@ -115,6 +122,7 @@ def test_kubeconfig_permissions(host, evidence):
     "K4C-CL-FILE-006", title="Control plane kubeconfigs are owned by root:root", severity="high",
     benchmarks={CIS: ["1.1.14", "1.1.16", "1.1.18"]},
     remediation="chown root:root /etc/kubernetes/{admin,super-admin,scheduler,controller-manager}.conf")
+@CONTROL_PLANE_FILES
 def test_kubeconfig_ownership(host, evidence):
     rows = _check(host, evidence, _kubeconfigs(host), "kubeconfigs not owned by root", _owner("root:root"))
     assert not rows, f"{len(rows)} control plane kubeconfigs are not owned by root:root"
@@ -131,6 +139,7 @@ def _pki(host, suffix: str | None = None) -> list[str]:
 @pytest.mark.control(
     "K4C-CL-FILE-007", title="The Kubernetes PKI folder and files are owned by root:root", severity="high",
     benchmarks={CIS: ["1.1.19"]}, remediation="chown -R root:root /etc/kubernetes/pki/")
+@CONTROL_PLANE_FILES
 def test_pki_ownership(host, evidence):
     rows = _check(host, evidence, _pki(host), "PKI files not owned by root", _owner("root:root"))
     assert not rows, f"{len(rows)} PKI files or folders are not owned by root:root"
@@ -139,6 +148,7 @@ def test_pki_ownership(host, evidence):
 @pytest.mark.control(
     "K4C-CL-FILE-008", title="Kubernetes PKI certificates are mode 600 or stricter", severity="low",
     benchmarks={CIS: ["1.1.20"]}, remediation="chmod 600 /etc/kubernetes/pki/*.crt")
+@CONTROL_PLANE_FILES
 def test_pki_certificate_permissions(host, evidence):
     rows = _check(host, evidence, _pki(host, ".crt"), "certificates too open", _mode_over(0o600))
     assert not rows, f"{len(rows)} certificates are writable or readable by others"
@@ -147,6 +157,7 @@ def test_pki_certificate_permissions(host, evidence):
 @pytest.mark.control(
     "K4C-CL-FILE-009", title="Kubernetes PKI private keys are mode 600 or stricter", severity="critical",
     benchmarks={CIS: ["1.1.21"]}, remediation="chmod 600 /etc/kubernetes/pki/*.key")
+@CONTROL_PLANE_FILES
 def test_pki_key_permissions(host, evidence):
     rows = _check(host, evidence, _pki(host, ".key"), "private keys too open", _mode_over(0o600))
     assert not rows, f"{len(rows)} private keys are readable by other users"
