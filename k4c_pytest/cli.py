@@ -120,6 +120,29 @@ def _demo_live(base: list[str]) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _demo_layers(stack: ExitStack) -> list[str]:
+    """pytest arguments for the demo's other layers, each started offline on this machine: the
+    bundled OCI layout (container images), the bundled application tree (code), a seeded moto
+    server (cloud) and this host's own processes and files (nodes: N/A without Kubernetes)."""
+    from k4c_pytest.demo import code as demo_code
+    from k4c_pytest.demo import host as demo_host
+    from k4c_pytest.demo import images as demo_images
+
+    args = [*demo_images.demo_image_args(), *stack.enter_context(demo_code.pytest_args()),
+            *demo_host.pytest_args()]
+    try:
+        from k4c_pytest.demo import cloud as demo_cloud
+
+        cloud = stack.enter_context(demo_cloud.running())
+    except Exception as exc:  # the cloud layer is then N/A, and the demo says why
+        print(f"k4c demo: note: no cloud demo ({exc}); the cloud controls will be N/A", file=sys.stderr)
+    else:
+        print(f"k4c demo: a seeded AWS account ({cloud.account}) served by moto at {cloud.endpoint_url}",
+              file=sys.stderr)
+        args += cloud.args
+    return args
+
+
 def cmd_demo(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
     from k4c_pytest import demo
 
@@ -135,6 +158,7 @@ def cmd_demo(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: lis
     base = [*suite_paths(None), f"--k4c-json={results}", f"--html={report}", "--self-contained-html",
             "-q", *extra]
     with ExitStack() as stack:
+        base += _demo_layers(stack)
         if ns.live:
             status = _demo_live(base)
         else:
@@ -164,6 +188,72 @@ def cmd_collect(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: 
     if ns.page_size < 1:
         parser.error(f"--page-size: must be at least 1, got {ns.page_size}")
     return run_collect(ns.cluster, ns.kubeconfig, ns.output, page_size=ns.page_size)
+
+
+def _attest_key(path: str, parser: argparse.ArgumentParser):
+    """The signing key; an encrypted one is opened with $K4C_KEY_PASSPHRASE or a prompt."""
+    import getpass
+    import os
+
+    from k4c_pytest import attestations
+
+    if not Path(path).is_file():
+        parser.error(f"--key: {path}: no such file")
+    passphrase = os.environ.get("K4C_KEY_PASSPHRASE")
+    for attempt in range(2):
+        try:
+            return attestations.load_private_key(path, passphrase.encode() if passphrase is not None else None)
+        except TypeError:  # encrypted and no passphrase given yet
+            if attempt or passphrase is not None or not sys.stdin.isatty():
+                parser.error(f"--key: {path} is encrypted: set K4C_KEY_PASSPHRASE or run from a terminal")
+            passphrase = getpass.getpass(f"passphrase for {path}: ")
+        except ValueError as exc:
+            parser.error(f"--key: {path}: {exc}")
+    parser.error(f"--key: {path}: wrong passphrase")
+
+
+def _attest_date(flag: str, value: str, start, parser: argparse.ArgumentParser):
+    from datetime import date, timedelta
+
+    if start is not None and value.startswith("+") and value.endswith("d") and value[1:-1].isdigit():
+        return start + timedelta(days=int(value[1:-1]))
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        parser.error(f"{flag}: {value!r} is not a date (YYYY-MM-DD" + (", or +90d)" if start else ")"))
+
+
+def cmd_attest(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
+    from k4c_pytest import attestations
+
+    if extra:
+        parser.error(f"unexpected arguments after --: {' '.join(extra)}")
+    key = _attest_key(ns.key, parser)
+    if ns.public_key:
+        # The line to put under public_key: in the --k4c-attesters file.
+        print(attestations.public_key_line(key.public_key(), ns.by or ""))
+        return 0
+    missing = [flag for flag, value in (("--control", ns.control), ("--target", ns.target),
+                                        ("--statement", ns.statement), ("--by", ns.by),
+                                        ("--expires", ns.expires), ("-o/--output", ns.output))
+               if not (value or "").strip()]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+    on = _attest_date("--date", ns.date, None, parser) if ns.date else attestations.today()
+    expires = _attest_date("--expires", ns.expires, on, parser)
+    if expires < on:
+        parser.error(f"--expires: {expires.isoformat()} is before the date {on.isoformat()}")
+    entry = attestations.new_entry(key, control=ns.control.strip(), target=ns.target.strip(),
+                                   statement=ns.statement.strip(), attested_by=ns.by.strip(), on=on,
+                                   expires=expires, result=ns.result)
+    try:
+        attestations.append(ns.output, entry)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--output: {exc}")
+    print(f"k4c attest: {entry['control']} on {entry['target']}: {ns.result.upper()} by {entry['attested_by']} "
+          f"(key {attestations.fingerprint(key.public_key())}), valid {on.isoformat()} to {expires.isoformat()}; "
+          f"appended to {ns.output}", file=sys.stderr)
+    return 0
 
 
 # -- argument parsing ------------------------------------------------------------------------
@@ -225,6 +315,29 @@ def build_parser() -> argparse.ArgumentParser:
                       help="start a real kube-apiserver and etcd (built by scripts/build-control-plane.sh), "
                            "seed the demo objects and check it live instead of the snapshot")
     demo.set_defaults(func=cmd_demo, subparser=demo)
+
+    attest = sub.add_parser(
+        "attest", help="sign an attestation of a MANUAL control and append it to an attestations file",
+        description="Sign, with an Ed25519 key, a person's statement that a MANUAL control is met (or not) on "
+                    "a target, and append it to an attestations file for pytest --k4c-attestations. "
+                    "Keys: ssh-keygen -t ed25519 or openssl genpkey -algorithm ed25519; an encrypted key is "
+                    "opened with $K4C_KEY_PASSPHRASE or a prompt. See docs/attestations.md.")
+    attest.add_argument("--key", metavar="KEY", required=True, help="the attester's Ed25519 private key file")
+    attest.add_argument("--public-key", action="store_true",
+                        help="only print the key's public half as an OpenSSH line, for the --k4c-attesters file")
+    attest.add_argument("--control", metavar="ID", help="the control attested, e.g. K4C-CL-MAN-002")
+    attest.add_argument("--target", metavar="NAME",
+                        help="the cluster it is about (its kubeconfig context); a glob, '*' for any target")
+    attest.add_argument("--statement", metavar="TEXT", help="what was checked and found, with a reference")
+    attest.add_argument("--by", metavar="NAME", help="who attests: the name listed in the attesters file")
+    attest.add_argument("--date", metavar="YYYY-MM-DD", help="the day of the attestation (default: today, UTC)")
+    attest.add_argument("--expires", metavar="YYYY-MM-DD",
+                        help="the last day it is valid, or +Nd (N days after --date)")
+    attest.add_argument("--result", choices=("pass", "fail"), default="pass",
+                        help="pass: the requirement is met; fail: it is not (default: pass)")
+    attest.add_argument("-o", "--output", metavar="FILE",
+                        help="attestations file to append to (created when missing)")
+    attest.set_defaults(func=cmd_attest, subparser=attest)
     return parser
 
 

@@ -192,8 +192,12 @@ def test_demo_live_reaches_the_outcomes_of_the_bundled_snapshot(elsewhere):
     assert live_results["target"]["mode"] == "live"
 
     def story(results):
-        return {r["nodeid"]: (r["outcome"], [e["rows"] for e in r["evidence"] if e["type"] == "table"])
-                for r in results["controls"]}
+        # Node controls look at this host, where --live runs its own kube-apiserver and etcd:
+        # they tell another story by design.
+        # The cloud demo is a moto server seeded anew each time: its resource ids differ, its outcomes not.
+        return {r["nodeid"]: (r["outcome"], [e["rows"] for e in r["evidence"] if e["type"] == "table"]
+                              if r["layer"] != "cloud" else None)
+                for r in results["controls"] if not r["nodeid"].endswith("[local]")}
 
     assert story(live_results) == story(snap_results)
 
