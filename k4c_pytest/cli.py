@@ -256,6 +256,28 @@ def cmd_attest(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: l
     return 0
 
 
+def cmd_merge(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
+    from k4c_pytest import merge
+
+    if extra:
+        parser.error(f"unexpected arguments after --: {' '.join(extra)}")
+    for flag, value in (("--output", ns.output), ("--html", ns.html)):
+        if value and not Path(value).resolve().parent.is_dir():
+            parser.error(f"{flag}: folder {Path(value).parent} does not exist")
+    try:
+        inputs = merge.load_inputs(ns.inputs, verify=not ns.no_verify)
+    except merge.MergeError as exc:
+        print(f"k4c merge: error: {exc}", file=sys.stderr)
+        return 1
+    doc = merge.merge(inputs, html_dir=Path(ns.html).resolve().parent if ns.html else None)
+    if ns.output:
+        merge.write_json(Path(ns.output), doc)
+    if ns.html:
+        merge.write_html(Path(ns.html), doc)
+    print("\n".join(merge.summary_lines(doc)))
+    return 0
+
+
 # -- argument parsing ------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -338,6 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
     attest.add_argument("-o", "--output", metavar="FILE",
                         help="attestations file to append to (created when missing)")
     attest.set_defaults(func=cmd_attest, subparser=attest)
+
+    merge = sub.add_parser(
+        "merge", help="combine the results of several clusters or accounts into one control x target report",
+        description="Merge k4c results (--k4c-json files) or evidence bundle folders into one matrix: a row per "
+                    "control, a column per target, the worst outcome per row. Name a column with LABEL=PATH "
+                    "(default: the kubeconfig context, else the path). Exit status 0 when merged, whatever the "
+                    "outcomes; 1 when an input cannot be read or a bundle fails verification. See docs/in-cluster.md.")
+    merge.add_argument("inputs", metavar="BUNDLE_OR_RESULTS", nargs="+",
+                       help="a results JSON file or a bundle folder, optionally as LABEL=PATH")
+    merge.add_argument("-o", "--output", metavar="FILE", help="write the merged JSON (schema k4c-merged/1)")
+    merge.add_argument("--html", metavar="FILE", help="write the merged report as a self-contained HTML page")
+    merge.add_argument("--no-verify", action="store_true",
+                       help="merge bundles without checking their manifests (the report says so)")
+    merge.set_defaults(func=cmd_merge, subparser=merge)
     return parser
 
 
