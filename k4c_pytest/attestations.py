@@ -292,6 +292,14 @@ def _fail(where: str, message: str, option: str = OPTION) -> pytest.UsageError:
     return pytest.UsageError(f"{option}: {where}: {message}")
 
 
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """libyaml's safe loader, dates kept as text: an impossible date (2025-13-01) is then an
+    error naming its entry rather than a crash of the YAML parser."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
 def _load_yaml(path: str | Path, option: str) -> tuple[Any, Any]:
     p = Path(path)
     try:
@@ -300,9 +308,8 @@ def _load_yaml(path: str | Path, option: str) -> tuple[Any, Any]:
         raise pytest.UsageError(f"{option}: {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise pytest.UsageError(f"{option}: {path}: cannot read: {exc}") from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader), yaml.compose(text, Loader=loader)
+        return yaml.load(text, Loader=_Loader), yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}: " if mark is not None else ""
@@ -418,9 +425,10 @@ def new_entry(private_key, *, control: str, target: str, statement: str, atteste
 
 
 def _dump_entry(entry: dict[str, str]) -> str:
-    # Every value quoted: a date or a "yes" stays the string that was signed.
-    text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, default_style='"', width=10_000)
-    return "".join(f"  {line}\n" for line in text.splitlines())
+    # Every value double-quoted (a JSON string is a valid YAML one): a date or a "yes" stays the
+    # exact string that was signed.
+    lines = [f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in entry.items()]
+    return "  - " + "\n    ".join(lines) + "\n"
 
 
 def append(path: str | Path, entry: dict[str, str]) -> None:
@@ -442,6 +450,8 @@ def append(path: str | Path, entry: dict[str, str]) -> None:
         if not isinstance(after, dict) or after.get("attestations") != [*before, entry]:
             # The list is not a block sequence indented as k4c writes it: rewrite the document.
             text = "attestations:\n" + "".join(_dump_entry(e) for e in [*before, entry])
+    if (yaml.load(text, Loader=_Loader) or {}).get("attestations", [])[-1:] != [entry]:
+        raise ValueError(f"{path}: the entry would not read back as signed")  # never write a broken file
     p.write_text(text, encoding="utf-8")
 
 
