@@ -587,14 +587,20 @@ def secrets_from_manager(cluster, system_namespaces: Iterable[str]) -> SecretUse
 def apiserver_pods(cluster) -> list[dict]:
     """The kube-apiserver static pods the kubelets mirror into kube-system (kubeadm and the
     like); empty where the control plane is not visible as pods (managed clusters, systemd)."""
+    # Through the workloads, which hold every pod template once (a mirror pod, owned by its
+    # Node, is one of them): listing the pods of kube-system again would parse every pod of a
+    # large snapshot a second time.
     found = []
-    for pod in cluster.list("Pod", "kube-system"):
-        meta = _meta(pod)
+    for w in cluster.workloads():
+        if w.namespace != "kube-system":
+            continue
+        meta = w.obj.get("metadata") or {} if w.kind == "Pod" else {**w.pod_metadata, "name": w.name}
         labels = meta.get("labels") or {}
         if labels.get("component") == "kube-apiserver" or \
                 ("kubernetes.io/config.mirror" in (meta.get("annotations") or {})
                  and str(meta.get("name", "")).startswith("kube-apiserver")):
-            found.append(pod)
+            found.append(w.obj if w.kind == "Pod" else
+                         {"kind": w.kind, "metadata": {"namespace": w.namespace, "name": w.name}, "spec": w.pod_spec})
     return found
 
 

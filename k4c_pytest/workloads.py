@@ -9,7 +9,7 @@ for itself: it is the only template k4c has for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import Any, TYPE_CHECKING, Iterator
 
 from k4c_pytest.outcomes import KindNotServed
 
@@ -32,6 +32,9 @@ _TEMPLATE_PATHS = {
 # The order matters only for the report: owners first.
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet",
                   "ReplicationController", "Pod")
+#: The same kinds, each after every kind that can control it.
+_OWNERS_FIRST = ("CronJob", "Deployment", "StatefulSet", "DaemonSet", "ReplicationController", "Job",
+                 "ReplicaSet", "Pod")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,32 +144,33 @@ def _controller(obj: dict) -> dict | None:
 
 
 def collect(source: "ClusterSource") -> list[Workload]:
-    """All workloads of a cluster source, each pod template once."""
-    objects: dict[str, list[dict]] = {}
+    """All workloads of a cluster source, each pod template once.
+
+    One pass over each kind, owners before what they own (a CronJob before its Jobs, a
+    Deployment before its ReplicaSets, every controller before the Pods): an object whose
+    controller was already seen is left out, since its owner stands for it. One pass matters on
+    a large snapshot, where each pass over the ReplicaSets and Pods parses them again."""
+    uids: set[str] = set()
+    names: set[tuple[str, str, str]] = set()
+    result: list[Workload] = []
+    objects: dict[str, Any] = {}
+    # Every kind is asked for first, in the usual order, so that an unreadable one ends the
+    # control before any work (a large kind of a snapshot is only parsed when iterated below).
     for kind in WORKLOAD_KINDS:
         try:
             objects[kind] = source.list(kind)
         except KindNotServed:
             # A cluster that does not serve a workload kind has none of it.
-            objects[kind] = []
-    uids = set()
-    names = set()
-    for kind, items in objects.items():
-        if kind == "Pod":
-            # No workload kind is controlled by a Pod; skipping them spares a pass over the
-            # largest kind (which a large snapshot parses anew on every pass).
-            continue
-        for o in items:
-            meta = o.get("metadata", {})
-            if meta.get("uid"):
-                uids.add(meta["uid"])
-            names.add((kind, meta.get("namespace", ""), meta.get("name")))
-
-    result: list[Workload] = []
-    for kind in WORKLOAD_KINDS:
+            objects[kind] = ()
+    for kind in _OWNERS_FIRST:
         for o in objects[kind]:
             meta = o.get("metadata", {})
             ns = meta.get("namespace", "") or ""
+            if kind != "Pod":
+                # No workload kind is controlled by a Pod.
+                if meta.get("uid"):
+                    uids.add(meta["uid"])
+                names.add((kind, ns, meta.get("name")))
             owner = _controller(o)
             if owner is not None:
                 if owner.get("uid") in uids or (owner.get("kind"), ns, owner.get("name")) in names:
@@ -176,4 +180,7 @@ def collect(source: "ClusterSource") -> list[Workload]:
                 continue
             pod_meta, pod_spec, path = tpl
             result.append(Workload(kind, ns, meta.get("name", ""), o, pod_meta, pod_spec, path))
+    # Reported in the usual order of kinds, whatever order they were read in.
+    order = {kind: i for i, kind in enumerate(WORKLOAD_KINDS)}
+    result.sort(key=lambda w: order[w.kind])
     return result
