@@ -7,6 +7,7 @@ import os
 import urllib.error
 import urllib.request
 
+import boto3
 import pytest
 
 from conftest import SUITE
@@ -44,10 +45,11 @@ def test_demo_applies_and_restores_environment_and_stops(monkeypatch):
         assert "AWS_PROFILE" not in os.environ
         assert os.environ["AWS_ACCESS_KEY_ID"] == demo.env["AWS_ACCESS_KEY_ID"]
         assert os.environ["AWS_CONFIG_FILE"] == os.devnull
-        with urllib.request.urlopen(url + "/moto-api/data.json", timeout=10) as resp:
-            assert resp.status == 200
+        # boto3 with nothing but the environment reaches the demo account.
+        sts = boto3.client("sts", region_name=demo.region, endpoint_url=url)
+        assert sts.get_caller_identity()["Account"] == cloud.ACCOUNT
     assert os.environ["AWS_PROFILE"] == "someone-else"
     assert "AWS_ACCESS_KEY_ID" not in os.environ
     # Stopped: the port no longer listens.
     with pytest.raises(urllib.error.URLError, match="Connection refused"):
-        urllib.request.urlopen(url + "/moto-api/data.json", timeout=5)
+        urllib.request.urlopen(url + "/moto-api/", timeout=5)
