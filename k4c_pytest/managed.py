@@ -211,7 +211,7 @@ class ProviderHooks:
             source = None
         if source is None:
             return Detection(None, "no cluster target to detect a provider from")
-        version = source.server_version()
+        version = source.server_version
         if from_version(version):
             return detect(version, None)
         try:
