@@ -76,8 +76,8 @@ def pytest_target_args(ns: argparse.Namespace) -> list[str]:
 # -- commands --------------------------------------------------------------------------------
 
 def cmd_run(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
-    if ns.snapshot and not Path(ns.snapshot).is_file():
-        parser.error(f"--snapshot: {ns.snapshot}: no such file (write one with 'k4c collect')")
+    if ns.snapshot and not Path(ns.snapshot).exists():
+        parser.error(f"--snapshot: {ns.snapshot}: no such file or bundle folder (write one with 'k4c collect')")
     if ns.manifests and not Path(ns.manifests).is_dir():
         parser.error(f"--manifests: {ns.manifests}: not a folder")
     if ns.kubeconfig and not Path(ns.kubeconfig).is_file():
@@ -93,7 +93,68 @@ def cmd_run(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list
         args.append(f"--k4c-json={ns.json}")
     if ns.html:
         args += [f"--html={ns.html}", "--self-contained-html"]
+    if ns.bundle:
+        args.append(f"--k4c-bundle={ns.bundle}")
+    if ns.sign_key:
+        args.append(f"--k4c-sign-key={ns.sign_key}")
     return run_pytest([*args, *extra])
+
+
+VERIFY_HELP = """\
+exit status: 0 every file matches manifest.json (and, with --pubkey, the signature is good),
+1 a file was changed, removed or added, or the signature is bad or missing, 2 DIR is not a
+bundle or the key cannot be read."""
+
+DIFF_HELP = """\
+OLD and NEW are JSON results files (--k4c-json) or bundle folders (--k4c-bundle). Controls are
+matched by id (and parameter). Groups: newly failing (FAIL or ERROR now, not before), fixed
+(FAIL or ERROR before, PASS now), changed (any other change of outcome, or other offenders),
+added, removed.
+exit status: 0 no control is newly failing, 1 at least one is, 2 OLD or NEW cannot be read."""
+
+
+def cmd_verify(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
+    from k4c_pytest import bundle
+
+    if extra:
+        parser.error(f"unexpected arguments after --: {' '.join(extra)}")
+    try:
+        key = bundle.load_public_key(ns.pubkey) if ns.pubkey else None
+        result = bundle.verify_bundle(ns.dir, key)
+    except bundle.BundleError as exc:
+        print(f"k4c verify: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{ns.dir}: {bundle.describe(result.manifest)}")
+    for problem in result.problems:
+        print(f"  {problem}")
+    signature = {"good": f"signature good (Ed25519 key {bundle.key_id(key) if key else ''})",
+                 "not checked": "signature present but NOT checked: give --pubkey to check it",
+                 "unsigned": "not signed"}.get(result.signature)
+    if result.ok:
+        print(f"OK: {result.files} files match {bundle.MANIFEST}; {signature}")
+        return 0
+    print(f"FAILED: {len(result.problems)} problem{'s' if len(result.problems) != 1 else ''}"
+          + (f"; {signature}" if signature else ""))
+    return 1
+
+
+def cmd_diff(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
+    from k4c_pytest.bundle import BundleError, load_results
+    from k4c_pytest.diff import diff_results, format_text
+
+    if extra:
+        parser.error(f"unexpected arguments after --: {' '.join(extra)}")
+    try:
+        old, new = load_results(ns.old), load_results(ns.new)
+    except BundleError as exc:
+        print(f"k4c diff: error: {exc}", file=sys.stderr)
+        return 2
+    result = diff_results(old, new)
+    if ns.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(format_text(result, ns.old, ns.new))
+    return 1 if result.newly_failing else 0
 
 
 def _demo_live(base: list[str]) -> int:
@@ -310,7 +371,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"run only this suite; repeatable (default: all: {', '.join(suites) or 'none'})")
     run.add_argument("--html", metavar="PATH", help="write a self-contained HTML evidence report")
     run.add_argument("--json", metavar="PATH", help="write the JSON results")
+    run.add_argument("--bundle", metavar="DIR", help="write an evidence bundle into DIR (new or empty folder)")
+    run.add_argument("--sign-key", metavar="KEY", help="sign the bundle's manifest with this Ed25519 private key (PEM)")
     run.set_defaults(func=cmd_run, subparser=run)
+
+    verify = sub.add_parser(
+        "verify", help="check an evidence bundle: every file against manifest.json, and its signature",
+        description="Check that no file of an evidence bundle was changed, removed or added since it was "
+                    "written, and, with --pubkey, that manifest.json carries a good signature of that key.",
+        epilog=VERIFY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verify.add_argument("dir", metavar="DIR", help="the bundle folder")
+    verify.add_argument("--pubkey", metavar="PEM", help="Ed25519 public key (PEM or ssh-ed25519) the bundle "
+                                                        "must be signed with (default: the signature is not checked)")
+    verify.set_defaults(func=cmd_verify, subparser=verify)
+
+    diff = sub.add_parser(
+        "diff", help="compare two runs: controls newly failing, fixed and changed",
+        description="Compare the results of two runs.", epilog=DIFF_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    diff.add_argument("old", metavar="OLD", help="results JSON or bundle folder of the earlier run")
+    diff.add_argument("new", metavar="NEW", help="results JSON or bundle folder of the later run")
+    diff.add_argument("--json", action="store_true", help="print the differences as JSON")
+    diff.set_defaults(func=cmd_diff, subparser=diff)
 
     collect = sub.add_parser(
         "collect", help="capture a live cluster into a snapshot file (read-only, redacted)",

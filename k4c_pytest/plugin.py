@@ -40,7 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--k4c-kubeconfig", metavar="PATH", default=None,
                     help="kubeconfig file for --k4c-cluster (default: $KUBECONFIG or ~/.kube/config)")
     group.addoption("--k4c-snapshot", metavar="PATH", default=None,
-                    help="check a snapshot written by 'k4c collect' instead of a live cluster (default: none)")
+                    help="check a snapshot written by 'k4c collect', or the one in an evidence bundle "
+                         "folder (--k4c-bundle), instead of a live cluster (default: none)")
     group.addoption("--k4c-manifests", metavar="DIR", default=None,
                     help="check the Kubernetes manifests (YAML/JSON) below DIR, before deploy (default: none)")
     group.addoption("--k4c-benchmark", metavar="ID", action="append", default=[],
@@ -50,6 +51,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the JSON results (schema in docs/results-schema.md) to PATH (default: none)")
     group.addoption("--k4c-sarif", metavar="PATH", default=None,
                     help="write every FAIL (and ERROR, as a notification) as SARIF 2.1.0 to PATH (default: none)")
+    group.addoption("--k4c-oscal", metavar="PATH", default=None,
+                    help="write OSCAL 1.0.4 assessment results (findings, observations) to PATH (default: none)")
+    group.addoption("--k4c-bundle", metavar="DIR", default=None,
+                    help="write an evidence bundle into DIR, a new or empty folder: JSON, SARIF, JUnit, OSCAL, "
+                         "HTML, the snapshot read, the waivers, and manifest.json with the sha256 of each "
+                         "(docs/bundle.md; default: none)")
+    group.addoption("--k4c-sign-key", metavar="KEY", default=None,
+                    help="sign the bundle's manifest with this Ed25519 private key (PEM); check it with "
+                         "'k4c verify DIR --pubkey PUB' (default: unsigned)")
     group.addoption("--k4c-waivers", metavar="FILE", default=None,
                     help="YAML file of accepted findings (control, justification, owner, expires; see "
                          "docs/waivers.md): covered FAILs end WAIVED, expired waivers are ignored (default: none)")
@@ -97,12 +107,45 @@ def pytest_configure(config: pytest.Config) -> None:
     elif config.getoption("k4c_attesters"):
         attestations.load_attesters(config.getoption("k4c_attesters"))  # a bad file fails fast all the same
     config.pluginmanager.register(managed.ProviderHooks(config, RUN_KEY), "k4c-provider")
+    if config.getoption("k4c_oscal"):
+        from k4c_pytest.report.oscal import check_path as check_oscal
+
+        check_oscal(config.getoption("k4c_oscal"))
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(RunHooks(run, config), "k4c-run")
+    if config.getoption("k4c_bundle") or config.getoption("k4c_sign_key"):
+        _configure_bundle(config, run)
     if config.getoption("htmlpath", None):
         from k4c_pytest.report import html
 
         config.pluginmanager.register(html.HtmlHooks(run), "k4c-html")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    # Before junitxml and pytest-html read their options: a bundle gets their files too.
+    from k4c_pytest.bundle import prepare_options
+
+    prepare_options(config)
+
+
+def _configure_bundle(config: pytest.Config, run: Run) -> None:
+    from k4c_pytest import bundle
+
+    root, key = config.getoption("k4c_bundle"), config.getoption("k4c_sign_key")
+    if key and not root:
+        raise pytest.UsageError("--k4c-sign-key: signs a bundle; give --k4c-bundle DIR too")
+    signing_key = None
+    if not hasattr(config, "workerinput"):  # the controller checks and signs; workers only write parts
+        try:
+            signing_key = bundle.load_private_key(key) if key else None
+        except bundle.BundleError as exc:
+            raise pytest.UsageError(f"--k4c-sign-key: {exc}") from None
+        try:
+            bundle.check_dir(root)
+        except bundle.BundleError as exc:
+            raise pytest.UsageError(f"--k4c-bundle: {exc}") from None
+    config.pluginmanager.register(bundle.BundleHooks(run, config, root, signing_key), "k4c-bundle")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -336,6 +379,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             record["attestation"] = state["attestation"]
         report.k4c = record
         report.k4c_coverage = run.local_coverage()
+        from k4c_pytest.report.junit import properties
+
+        report.user_properties.extend(properties(record))
         if item.config.getoption("htmlpath", None):
             from k4c_pytest.report import html
 
@@ -460,6 +506,20 @@ class RunHooks:
                 from k4c_pytest.report.sarif import write_sarif
 
                 write_sarif(Path(self.config.getoption("k4c_sarif")), self.run, self.config.rootpath)
+            if self.config.getoption("k4c_oscal") and int(exitstatus) != pytest.ExitCode.USAGE_ERROR:
+                self._write_oscal(Path(self.config.getoption("k4c_oscal")))
+
+    def _write_oscal(self, path: Path) -> None:
+        from k4c_pytest.bundle import sha256_file
+        from k4c_pytest.report.oscal import Evidence, relative_href, write_oscal
+
+        # The other files of this run, linked with their hashes.
+        files = [(p, t) for p, t in ((self.run.json_path, "application/json"),
+                                     (self.config.getoption("k4c_sarif"), "application/sarif+json"))
+                 if p and Path(p).is_file()]
+        evidence = [Evidence(Path(p).name, relative_href(Path(p), path), sha256_file(Path(p)), t) for p, t in files]
+        results_href = relative_href(self.run.json_path, path) if self.run.json_path else None
+        write_oscal(path, self.run.results(), evidence, results_href=results_href)
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         if self.is_worker or not self.run.records:

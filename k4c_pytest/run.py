@@ -64,6 +64,15 @@ class Run:
             backend = _live_backend(cluster, kubeconfig, opt("k4c_page_size"))
         elif snapshot:
             path = Path(snapshot)
+            if path.is_dir():
+                # An evidence bundle (--k4c-bundle): evaluate the snapshot it holds, once its hash
+                # matches the manifest (a changed snapshot is never evaluated).
+                from k4c_pytest.bundle import BundleError, snapshot_in
+
+                try:
+                    path = snapshot_in(path)
+                except BundleError as exc:
+                    raise pytest.UsageError(f"--k4c-snapshot: {exc}") from None
             if not path.is_file():
                 raise pytest.UsageError(f"--k4c-snapshot: {snapshot}: no such file (write one with 'k4c collect')")
             if not os.access(path, os.R_OK):
@@ -96,6 +105,10 @@ class Run:
             from k4c_pytest.sources.cluster import ClusterSource
 
             self._source = ClusterSource(self._backend)
+        return self._source
+
+    def read_source(self):
+        """The session's ClusterSource if a control read the cluster, else None (no request is made)."""
         return self._source
 
     def target(self) -> dict[str, Any]:
