@@ -366,3 +366,30 @@ def test_bundled_manual_controls_attested_for_the_cluster_context(run_k4c, k4c_c
     assert res.control("K4C-CL-MAN-004")["reason"].startswith("review needed: whether the cluster's network plugin")
     assert "NOT RUN attestation (entry 2) K4C-CL-MAN-004 [prod-*]: no MANUAL test of K4C-CL-MAN-004 is about " \
            "target 'prod-*'" in res.stdout
+
+
+def _schema_module():
+    """tests/report/test_json_results.py, the checker of docs/results-schema.md, loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("k4c_results_schema_check", REPO / "tests/report/test_json_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_attestation_records_follow_the_documented_results_schema(k4c, pytester, keys):
+    att = pytester.path / "att.yaml"
+    _sign(keys["jane"], att, on=_day(-5))
+    _sign(keys["jane"], att, on=_day(-1))
+    _sign(keys["jane"], att, control="T-MAN2", on=_day(-60), expires=_day(-1))
+    _, results = k4c()
+    schema = _schema_module()
+    errors = schema.validate(results)
+    attested = [r["attestation"] for r in results["controls"] if "attestation" in r]
+    assert len(attested) == 2
+    for a in attested:
+        schema._check_object(a, "$.controls[].attestation", errors)
+        for other in a["others"]:
+            schema._check_object({**other, "others": []}, "$.controls[].attestation", errors)
+    assert not errors, errors
