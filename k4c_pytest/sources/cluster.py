@@ -8,6 +8,7 @@ A failure is cached too, so a forbidden kind costs one request however many cont
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
@@ -135,7 +136,16 @@ class ClusterSource:
     def _memo(self, name: str, build):
         # Derived views (workloads, resolved bindings) are built once per session too.
         if name not in self._derived:
-            self._derived[name] = build()
+            # A derived view of a large cluster is many objects kept for the session and no
+            # cycles among them: the cyclic collector would only walk them again and again.
+            enabled = gc.isenabled()
+            gc.disable()
+            try:
+                self._derived[name] = build()
+            finally:
+                if enabled:
+                    gc.enable()
+                    gc.freeze()
         return self._derived[name]
 
     # -- helpers the suites use ----------------------------------------------------------
