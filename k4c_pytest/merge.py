@@ -4,7 +4,8 @@ Each input is a JSON results file (``--k4c-json``, schema ``k4c-results/1``) or 
 bundle folder (``--k4c-bundle``), optionally named ``LABEL=PATH``. A row is one control (one
 parameter set of a parametrized control); a column one target; the row's outcome is the worst
 of its targets (``outcomes.RANK``), so a control failing on one cluster of fifty shows FAIL.
-A target that did not run a control shows no outcome there, and does not count.
+N/A counts only when no target decided the control, and a target that did not run a control
+shows no outcome there.
 
 The merged JSON has the schema ``k4c-merged/1`` (docs/in-cluster.md); the HTML page is
 rendered by Jinja2 with autoescaping and a Content-Security-Policy that allows no script.
@@ -23,16 +24,13 @@ from urllib.parse import quote
 import orjson
 
 from k4c_pytest import __version__
-from k4c_pytest.outcomes import ALL, RANK
+from k4c_pytest.outcomes import ALL, NA, RANK
 
 MERGED_SCHEMA = "k4c-merged/1"
 RESULTS_SCHEMA = "k4c-results/1"
-#: The results file of a bundle folder, when no bundle reader says otherwise.
-BUNDLE_RESULTS = ("results.json",)
-BUNDLE_REPORTS = ("report.html",)
 #: Worst first: the order rows are listed in.
 WORST_FIRST = sorted(ALL, key=lambda o: -RANK[o])
-_LABEL = re.compile(r"^([^=/\\]{1,80})=(.+)$")
+_LABEL = re.compile(r"^([^=]{1,200})=(.+)$", re.S)
 
 
 class MergeError(Exception):
@@ -69,49 +67,51 @@ def _read_results(path: Path) -> dict[str, Any]:
         raise MergeError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except orjson.JSONDecodeError as exc:
         raise MergeError(f"{path}: not JSON: {exc}") from None
+    return _checked(data, path)
+
+
+def _checked(data: Any, path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("schema"), str):
         raise MergeError(f"{path}: not k4c JSON results (no 'schema' field)")
     if data["schema"] != RESULTS_SCHEMA:
         raise MergeError(f"{path}: schema {data['schema']!r}, this k4c merges {RESULTS_SCHEMA!r}")
     controls = data.get("controls")
-    if not isinstance(controls, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("id"), str) and r.get("outcome") in RANK for r in controls):
-        raise MergeError(f"{path}: 'controls' is not a list of control records with a known outcome")
+    if not isinstance(controls, list):
+        raise MergeError(f"{path}: 'controls' is not a list")
+    for i, r in enumerate(controls):
+        if not isinstance(r, dict) or not isinstance(r.get("id"), str):
+            raise MergeError(f"{path}: controls[{i}] is not a control record with an id")
+        if r.get("outcome") not in RANK:
+            raise MergeError(f"{path}: controls[{i}] ({r['id']}): outcome {r.get('outcome')!r} is not one of "
+                             f"{', '.join(RANK)}")
     return data
 
 
-def _bundle_reader():
-    """The evidence bundle module, when this k4c has one (it verifies manifests)."""
-    try:
-        from k4c_pytest import bundle
-    except ImportError:
-        return None
-    return bundle
+def _read_bundle(folder: Path, verify: bool, public_key=None) -> tuple[dict[str, Any], Path | None, bool | None,
+                                                                        list[str]]:
+    """A bundle's results, its report, and whether its manifest was verified (k4c_pytest.bundle)."""
+    from k4c_pytest import bundle
 
-
-def _read_bundle(folder: Path, verify: bool) -> tuple[dict[str, Any], Path | None, bool | None, list[str]]:
     notes: list[str] = []
     verified: bool | None = None
-    bundle = _bundle_reader()
-    results_path = None
-    if bundle is not None and hasattr(bundle, "verify_bundle") and verify:
-        problems = bundle.verify_bundle(folder)
-        if problems:
-            shown = "; ".join(str(p) for p in list(problems)[:5])
-            raise MergeError(f"{folder}: the bundle fails verification ({len(problems)} problems: {shown}); "
-                             "run 'k4c verify' on it, or merge with --no-verify to show it anyway")
-        verified = True
-    elif not verify:
-        notes.append("not verified (--no-verify)")
-    if bundle is not None and hasattr(bundle, "results_path"):
-        results_path = Path(bundle.results_path(folder))
-    if results_path is None:
-        found = [folder / name for name in BUNDLE_RESULTS if (folder / name).is_file()]
-        if not found:
-            raise MergeError(f"{folder}: a folder without {' or '.join(BUNDLE_RESULTS)}: not a k4c bundle")
-        results_path = found[0]
-    report = next((folder / name for name in BUNDLE_REPORTS if (folder / name).is_file()), None)
-    return _read_results(results_path), report, verified, notes
+    try:
+        read = bundle.read_bundle(folder)
+        if verify:
+            check = bundle.verify_bundle(folder, public_key)
+            if check.problems:
+                shown = "; ".join(check.problems[:5])
+                raise MergeError(f"{folder}: the bundle fails verification ({len(check.problems)} problems: "
+                                 f"{shown}); see 'k4c verify {folder}', or merge with --no-verify to show it anyway")
+            verified = True
+            if check.signature == "good":
+                notes.append("signature good")
+            elif check.signature == "not checked":
+                notes.append("signed; signature not checked (no --pubkey)")
+        else:
+            notes.append("not verified (--no-verify)")
+    except bundle.BundleError as exc:
+        raise MergeError(str(exc)) from None
+    return _checked(read.results, folder / bundle.RESULTS), read.path(bundle.HTML), verified, notes
 
 
 def default_label(results: dict[str, Any], path: Path) -> str:
@@ -131,11 +131,11 @@ def default_label(results: dict[str, Any], path: Path) -> str:
     return name or str(path)
 
 
-def load_input(arg: str, *, verify: bool = True) -> Input:
+def load_input(arg: str, *, verify: bool = True, public_key=None) -> Input:
     label, raw = split_label(arg)
     path = Path(raw)
     if path.is_dir():
-        results, report, verified, notes = _read_bundle(path, verify)
+        results, report, verified, notes = _read_bundle(path, verify, public_key)
         kind = "bundle"
     elif path.is_file():
         results, report, verified, notes, kind = _read_results(path), None, None, [], "results"
@@ -144,8 +144,8 @@ def load_input(arg: str, *, verify: bool = True) -> Input:
     return Input(label or default_label(results, path), path, kind, results, report, verified, notes)
 
 
-def load_inputs(args: Sequence[str], *, verify: bool = True) -> list[Input]:
-    inputs = [load_input(a, verify=verify) for a in args]
+def load_inputs(args: Sequence[str], *, verify: bool = True, public_key=None) -> list[Input]:
+    inputs = [load_input(a, verify=verify, public_key=public_key) for a in args]
     seen: dict[str, int] = {}
     for inp in inputs:
         # Two inputs of one target (two snapshots of one context) stay two columns.
@@ -166,8 +166,14 @@ def row_key(record: dict[str, Any]) -> str:
 
 
 def worst(outcomes: Iterable[str]) -> str | None:
+    """The worst outcome (``outcomes.RANK``), N/A aside: a cluster control is N/A on a cloud
+    account's run, which says nothing about the clusters that decided it. N/A only when no
+    target decided the control."""
     outcomes = list(outcomes)
-    return max(outcomes, key=RANK.__getitem__) if outcomes else None
+    decided = [o for o in outcomes if o != NA]
+    if decided:
+        return max(decided, key=RANK.__getitem__)
+    return NA if outcomes else None
 
 
 def _report_link(inp: Input, nodeid: str, html_dir: Path | None) -> str | None:
