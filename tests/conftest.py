@@ -86,3 +86,25 @@ def sarif_validator():
 
     schema = json.loads((REPO / "tests" / "data" / "schemas" / "sarif-schema-2.1.0.json").read_text())
     return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+
+
+@pytest.fixture(scope="session")
+def oscal_validator():
+    """A jsonschema validator of NIST's OSCAL 1.0.4 assessment-results schema (tests/data/schemas),
+    format checks on. Its patterns use ``\\p{L}``, which Python's re lacks: they run on ``regex``."""
+    import copy
+
+    import jsonschema
+    import regex
+    from jsonschema.exceptions import ValidationError
+
+    def pattern(validator, patrn, instance, schema):
+        if validator.is_type(instance, "string") and not regex.search(patrn, instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    formats = copy.deepcopy(jsonschema.Draft7Validator.FORMAT_CHECKER)
+    formats.checks("regex", raises=regex.error)(lambda value: bool(regex.compile(value)))
+    schema = json.loads((REPO / "tests" / "data" / "schemas" / "oscal_assessment-results_schema.json").read_text())
+    jsonschema.Draft7Validator(jsonschema.Draft7Validator.META_SCHEMA, format_checker=formats).validate(schema)
+    validator = jsonschema.validators.extend(jsonschema.Draft7Validator, {"pattern": pattern})
+    return validator(schema, format_checker=formats)
