@@ -393,3 +393,41 @@ def test_attestation_records_follow_the_documented_results_schema(k4c, pytester,
         for other in a["others"]:
             schema._check_object({**other, "others": []}, "$.controls[].attestation", errors)
     assert not errors, errors
+
+
+# -- the README's example, as written --------------------------------------------------------------
+
+def _readme_commands() -> list[list[str]]:
+    import shlex
+
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Manual controls: how an auditor signs an attestation", 1)[1].split("\n## ", 1)[0]
+    script = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    return [shlex.split(line, comments=True) for line in script.splitlines() if line.strip()]
+
+
+@pytest.mark.controlplane
+def test_readme_attestation_example_runs_as_written(run_k4c, k4c_control_plane, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    key = str(tmp_path / "auditor")
+    # The cluster of the example is prod-eu: the session control plane under that context name.
+    kubeconfig = yaml.safe_load(Path(k4c_control_plane.kubeconfig).read_text())
+    for ctx in kubeconfig["contexts"]:
+        ctx["name"] = "prod-eu" if ctx["name"] == "k4c-admin" else ctx["name"]
+    kubeconfig["current-context"] = "prod-eu"
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+    ssh_keygen, public, sign, run = _readme_commands()
+    assert ssh_keygen[:3] == ["ssh-keygen", "-t", "ed25519"] and public[:2] == sign[:2] == ["k4c", "attest"]
+    subprocess.run([*(a.replace("~/.k4c/auditor", key) for a in ssh_keygen), "-N", "", "-q"], check=True)
+    assert cli.main([a.replace("~/.k4c/auditor", key) for a in public[1:]]) == 0
+    line = capsys.readouterr().out.strip()
+    Path("attesters.yaml").write_text(yaml.safe_dump({"attesters": [{"name": "jane.doe@example.com",
+                                                                      "public_key": line}]}))
+    assert cli.main([a.replace("~/.k4c/auditor", key) for a in sign[1:]]) == 0
+    assert run[:3] == ["pytest", "--pyargs", "k4c_pytest.suites"]
+    res = run_k4c(*run[3:], f"--k4c-kubeconfig={tmp_path / 'kubeconfig'}",
+                  paths=[REPO / "suites" / "cluster" / "test_manual.py"])
+    record = res.control("K4C-CL-MAN-002")
+    assert record["outcome"] == "PASS", res.stdout[-3000:]
+    assert record["attestation"]["statement"] == "Audit policy reviewed against CIS 3.2.2 (SEC-812)"
+    assert res.control("K4C-CL-MAN-001")["outcome"] == "MANUAL"
