@@ -30,6 +30,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from k4c_pytest import demo
+    from k4c_pytest.sources.cluster_snapshot import read_snapshot
     from k4c_pytest.testing.controlplane import ADMIN, ControlPlane, ControlPlaneUnavailable
 
     with tempfile.TemporaryDirectory(prefix="k4c-demo-snapshot-") as tmp:
@@ -58,7 +59,7 @@ def main() -> int:
         args.output.unlink()
         print(f"make-demo-snapshot: {leaked} canary values reached the snapshot; removed it", file=sys.stderr)
         return 1
-    doc = json.loads(raw)
+    doc = read_snapshot(args.output)
     unread = [k for k, v in doc["kinds"].items() if v["status"] != "listed"]
     if unread:
         print(f"make-demo-snapshot: warning: kinds not listed: {', '.join(unread)}", file=sys.stderr)
