@@ -8,7 +8,9 @@ VENV   ?= .venv
 K4C_CACHE ?= $(HOME)/.cache/k4c
 export K4C_CACHE
 DEMO_OUT ?= demo-out
-PYTEST_ARGS ?=
+# The tests start their own control planes, registries and servers per worker: two workers
+# keep both cores busy. Override with e.g. PYTEST_ARGS='-n 0 -x'.
+PYTEST_ARGS ?= -n 2
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.k4c-installed
