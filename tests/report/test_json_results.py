@@ -191,6 +191,8 @@ def validate(results: dict[str, Any]) -> list[str]:
         _check_object(record, "$.controls[]", errors)
         if "waiver" in record:
             _check_object(record["waiver"], "$.controls[].waiver", errors)
+        if "attestation" in record:
+            _check_object(record["attestation"], "$.controls[].attestation", errors)
         if record["outcome"] not in SCHEMA["outcomes"]:
             errors.append(f"{record['id']}: undocumented outcome {record['outcome']!r}")
         if record["layer"] not in results["by_layer"]:
@@ -226,7 +228,7 @@ def test_the_doc_lists_every_outcome_status_and_exit_code():
     assert set(SCHEMA["fields"]) == {"$", "$.target", "$.coverage.*", "$.controls[]", "$.controls[].evidence[]",
                                      "$.coverage_by_benchmark.*", "$.coverage_by_benchmark.*.requirements[]",
                                      "$.coverage_by_benchmark.*.requirements[].controls[]", "$.waivers[]",
-                                     "$.controls[].waiver"}
+                                     "$.controls[].waiver", "$.controls[].attestation"}
     assert SCHEMA["outcomes"] + SCHEMA["requirement_statuses"] == [*REQUIREMENT_STATUSES, "MANUAL"]
     assert SCHEMA["evidence_by_type"] == {"table": ["title", "columns", "rows", "total", "truncated"],
                                           "note": ["text"], "attachment": ["name", "text", "truncated"]}
