@@ -230,7 +230,15 @@ class ProviderHooks:
             try:
                 item.stash[OWNED_KEY] = parse_marker(mark)
             except ValueError as exc:
-                raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+                message = f"{item.nodeid}: {exc}"
+                if not hasattr(config, "workerinput"):
+                    raise pytest.UsageError(message) from None
+                # An xdist worker cannot end the run with a UsageError (the controller sees a
+                # crash); a failed collection report reaches the controller and stops the run.
+                config.hook.pytest_collectreport(report=pytest.CollectReport("", "failed", message, []))
+                config.hook.pytest_deselected(items=list(items))
+                items[:] = []
+                return
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

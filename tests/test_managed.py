@@ -102,6 +102,21 @@ def test_x():
     assert "test_malformed_marker_is_a_usage_error_naming_the_test.py::test_x: " + message in out, out
 
 
+def test_malformed_marker_stops_an_xdist_run_too(pytester):
+    pytester.makepyfile(test_bad='''
+import pytest
+
+@pytest.mark.provider_owned("kubelet")
+@pytest.mark.control("T-1", title="t", severity="low")
+def test_x():
+    pass
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "xdist", "-n", "2")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0 and "INTERNALERROR" not in out, out
+    assert "test_bad.py::test_x: provider_owned() takes one component" in out, out
+
+
 def test_marker_is_registered_with_its_signature(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider", "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.provider_owned(component, *, eks=None, gke=None, aks=None): *"])
