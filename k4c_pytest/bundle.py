@@ -306,6 +306,11 @@ def read_bundle(root: str | Path) -> Bundle:
     return Bundle(root, manifest, results)
 
 
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """A bundle's manifest, not verified (raises BundleError when it is no bundle)."""
+    return _read_manifest(Path(root))[0]
+
+
 def snapshot_in(root: str | Path) -> Path:
     """The snapshot of a bundle, checked against the manifest (a changed snapshot is never evaluated)."""
     root = Path(root)
@@ -511,7 +516,7 @@ def describe(manifest: dict[str, Any]) -> str:
 
 
 __all__ = ["BundleError", "Bundle", "Verification", "write_bundle", "read_bundle", "verify_bundle",
-           "snapshot_in", "load_results", "load_private_key", "load_public_key", "key_id", "check_dir",
+           "snapshot_in", "read_manifest", "load_results", "load_private_key", "load_public_key", "key_id", "check_dir",
            "describe", "write_worker_part", "FORMAT", "VERSION", "MANIFEST", "SIGNATURE", "RESULTS",
            "SARIF", "JUNIT", "OSCAL", "HTML", "WAIVERS", "SNAPSHOT"]
 

@@ -380,3 +380,48 @@ def test_diff_of_identical_runs_exits_0_and_unreadable_input_2(signed_bundle, tm
     (tmp_path / "other.json").write_text('{"hello": 1}')
     assert cli.main(["diff", str(tmp_path / "other.json"), str(root)]) == 2
     assert "not k4c JSON results" in capsys.readouterr().err
+
+
+# -- the k4c command --------------------------------------------------------------------------
+
+def test_k4c_run_writes_a_signed_bundle_that_k4c_verify_and_k4c_run_read(tmp_path):
+    """As a user does it: the console script, from a folder that is not the project; manifests
+    mode, whose bundle holds a snapshot of the objects read from the manifests."""
+    import os
+    import sys
+
+    import yaml
+
+    k4c_bin = Path(sys.executable).with_name("k4c")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "all.yaml").write_text(yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "payments"}},
+    ]))
+    private, public = _keypair(tmp_path, "signer")
+
+    def k4c(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(k4c_bin), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+    first = k4c("run", "--manifests", str(manifests), "--suite", "cluster", "--bundle", "b", "--sign-key",
+                str(private), "--json", "first.json")
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-2000:]
+    checked = k4c("verify", "b", "--pubkey", str(public))
+    assert checked.returncode == 0 and "signature good" in checked.stdout, checked.stdout + checked.stderr
+    snap = read_snapshot(cwd / "b" / "snapshot.json.gz")
+    assert [o["metadata"]["name"] for o in snap["kinds"]["v1/namespaces"]["items"]] == ["payments"]
+    again = k4c("run", "--snapshot", "b", "--suite", "cluster", "--json", "again.json")
+    first_results = json.loads((cwd / "first.json").read_text())
+    again_results = json.loads((cwd / "again.json").read_text())
+    assert again_results["target"]["snapshot"] == "b/snapshot.json.gz"
+    # The same verdicts: the snapshot is judged as the manifests it was read from.
+    first_outcomes = {r["nodeid"].rsplit("::", 1)[-1]: r["outcome"] for r in first_results["controls"]}
+    again_outcomes = {r["nodeid"].rsplit("::", 1)[-1]: r["outcome"] for r in again_results["controls"]}
+    assert {"PASS", "FAIL", "N/A"} <= set(first_outcomes.values())
+    assert again_outcomes == first_outcomes
+    diff = k4c("diff", "first.json", "again.json")
+    assert diff.returncode == 0 and "newly failing: 0\n" in diff.stdout, diff.stdout
