@@ -53,6 +53,9 @@ def benchmark_coverage(benchmark: str, records: list[dict[str, Any]]) -> dict[st
     for r in records:
         for rid in r.get("benchmarks", {}).get(benchmark, ()):
             by_requirement.setdefault(rid, []).append(r)
+    # A control a signed attestation decided was decided by a person, not by the machine.
+    attested = {rid for rid, recs in by_requirement.items()
+                if all((r.get("attestation") or {}).get("status") == "accepted" for r in recs)}
     rows = []
     if cat is not None:
         rows = [_requirement(rid, req, by_requirement.pop(rid, [])) for rid, req in cat.requirements.items()]
@@ -63,7 +66,8 @@ def benchmark_coverage(benchmark: str, records: list[dict[str, Any]]) -> dict[st
     for row in rows:
         counts[row["status"]] += 1
     total = len(rows)
-    machine = sum(1 for row in rows if row["controls"] and row["status"] not in (MANUAL, NOT_COVERED))
+    machine = sum(1 for row in rows if row["controls"] and row["status"] not in (MANUAL, NOT_COVERED)
+                  and row["id"] not in attested)
     return {
         "title": BENCHMARKS.get(benchmark, cat.title if cat else benchmark),
         "catalog": cat is not None,

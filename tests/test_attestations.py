@@ -214,6 +214,9 @@ def test_valid_attestation_turns_manual_into_pass_with_statement_and_signer(k4c,
     assert results["coverage_by_benchmark"]["cis-k8s-1.10"]["requirements"][
         [r["id"] for r in results["coverage_by_benchmark"]["cis-k8s-1.10"]["requirements"]].index("5.4.2")
     ]["status"] == "PASS"
+    # Decided by a person: passing, but not automated.
+    cis = results["coverage_by_benchmark"]["cis-k8s-1.10"]
+    assert cis["percent_passing"] > 0 and cis["percent_automated"] == 0.0
     out = result.stdout.str()
     assert "ACCEPTED attestation (entry 1) T-MAN [*]: PASS by jane@example.com" in out
     assert result.ret == 0, out
