@@ -125,7 +125,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> None:
     # Before junitxml and pytest-html read their options: a bundle gets their files too.
     from k4c_pytest.bundle import prepare_options
+    from k4c_pytest.bundle_s3 import stage_option
 
+    stage_option(config)  # --k4c-bundle s3://...: a local staging folder, uploaded at the end
     prepare_options(config)
 
 
