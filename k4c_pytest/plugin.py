@@ -56,7 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--k4c-bundle", metavar="DIR", default=None,
                     help="write an evidence bundle into DIR, a new or empty folder: JSON, SARIF, JUnit, OSCAL, "
                          "HTML, the snapshot read, the waivers, and manifest.json with the sha256 of each "
-                         "(docs/bundle.md; default: none)")
+                         "(docs/bundle.md); or s3://BUCKET/PREFIX, a new prefix, uploaded at the end "
+                         "(docs/in-cluster.md; default: none)")
     group.addoption("--k4c-sign-key", metavar="KEY", default=None,
                     help="sign the bundle's manifest with this Ed25519 private key (PEM); check it with "
                          "'k4c verify DIR --pubkey PUB' (default: unsigned)")
