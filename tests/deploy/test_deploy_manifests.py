@@ -91,7 +91,7 @@ def test_kubelet_grant_is_get_on_nodes_proxy_only():
     assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}]
 
 
-def test_job_and_cronjob_run_k4c_in_cluster_with_a_bundle():
+def test_job_and_cronjob_run_k4c_in_cluster_with_a_bundle(pytester):
     specs = pod_specs()
     assert set(specs) == {"Job/k4c-run-", "CronJob/k4c"}
     parser = cli.build_parser()
@@ -105,6 +105,8 @@ def test_job_and_cronjob_run_k4c_in_cluster_with_a_bundle():
         assert (ns.command, ns.cluster) == ("run", "in-cluster"), name
         (bundle,) = [a.split("=", 1)[1] for a in extra if a.startswith("--k4c-bundle=")]
         bundles[name] = bundle
+        # What follows "--" goes to pytest: k4c's plugins must know every option.
+        assert pytester.parseconfig(*extra).getoption("k4c_bundle") == bundle
         # $(VAR) is expanded by the kubelet from the container's env: each must be defined.
         env = {e["name"] for e in container.get("env", ())}
         assert set(re.findall(r"\$\((\w+)\)", " ".join(args))) <= env, f"{name}: args use undefined variables"

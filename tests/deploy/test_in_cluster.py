@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from k4c_pytest import bundle
 from k4c_pytest.sources.kinds import KNOWN_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,7 +144,9 @@ def test_deploy_rbac_grants_every_read_but_secrets(k4c_account, k4c_kube, run_k4
     kubeconfig = token_kubeconfig(tmp_path / "sa-kubeconfig", cp, request_token(k4c_kube))
     paths = [*SUITES, control_file]
 
-    as_sa = run_k4c(f"--k4c-kubeconfig={kubeconfig}", "--k4c-cluster=k4c-sa", OFFLINE, paths=paths)
+    evidence = tmp_path / "evidence" / "k4c-run-1"  # as the Job writes it: --k4c-bundle=/evidence/$(POD_NAME)
+    as_sa = run_k4c(f"--k4c-kubeconfig={kubeconfig}", "--k4c-cluster=k4c-sa", OFFLINE, f"--k4c-bundle={evidence}",
+                    paths=paths)
     as_admin = run_k4c(f"--k4c-kubeconfig={cp.kubeconfig}", "--k4c-cluster=k4c-admin", OFFLINE, paths=paths)
     assert as_sa.results and as_admin.results, as_sa.stdout[-3000:] + as_admin.stdout[-3000:]
     assert as_sa.results["target"]["context"] == "k4c-sa"
@@ -172,6 +175,11 @@ def test_deploy_rbac_grants_every_read_but_secrets(k4c_account, k4c_kube, run_k4
     assert_reads_only(events)
     denied = [e for e in events if e.get("responseStatus", {}).get("code") == 403]
     assert {(e["objectRef"].get("resource"), e["verb"]) for e in denied} == {("secrets", "list")}
+
+    # The Job's evidence: a bundle that verifies and records what the account could not read.
+    check = bundle.verify_bundle(evidence)
+    assert check.problems == [], check.problems
+    assert bundle.read_bundle(evidence).results["coverage"][SECRETS]["status"] == "forbidden"
 
 
 def test_collect_as_service_account_records_secrets_forbidden(k4c_account, k4c_kube, tmp_path):
