@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from k4c_pytest import cli, rbac
+from k4c_pytest import bundle_s3, cli, rbac
 from k4c_pytest.sources.kinds import KNOWN_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,13 +100,11 @@ def test_job_and_cronjob_run_k4c_in_cluster_with_a_bundle(pytester):
         assert spec["serviceAccountName"] == "k4c"
         (container,) = spec["containers"]
         args = container["args"]
-        k4c_args, extra = args[:args.index("--")], args[args.index("--") + 1:]
-        ns = parser.parse_args(k4c_args)
-        assert (ns.command, ns.cluster) == ("run", "in-cluster"), name
-        (bundle,) = [a.split("=", 1)[1] for a in extra if a.startswith("--k4c-bundle=")]
-        bundles[name] = bundle
-        # What follows "--" goes to pytest: k4c's plugins must know every option.
-        assert pytester.parseconfig(*extra).getoption("k4c_bundle") == bundle
+        ns = parser.parse_args(args)
+        assert (ns.command, ns.cluster, ns.suite) == ("run", "in-cluster", ["cluster", "container"]), name
+        bundles[name] = ns.bundle
+        # k4c run hands --bundle to pytest as --k4c-bundle, an option of k4c's plugin.
+        assert pytester.parseconfig(f"--k4c-bundle={ns.bundle}").getoption("k4c_bundle") == ns.bundle
         # $(VAR) is expanded by the kubelet from the container's env: each must be defined.
         env = {e["name"] for e in container.get("env", ())}
         assert set(re.findall(r"\$\((\w+)\)", " ".join(args))) <= env, f"{name}: args use undefined variables"
@@ -117,7 +115,9 @@ def test_job_and_cronjob_run_k4c_in_cluster_with_a_bundle(pytester):
         kinds = [next(iter(s)) for s in projected["sources"]]
         assert kinds == ["serviceAccountToken", "configMap", "downwardAPI"]
     assert bundles["Job/k4c-run-"].startswith("/evidence/")
-    assert bundles["CronJob/k4c"].startswith("s3://")
+    # With the kubelet's substitutions, the CronJob's destination is a valid, per-run S3 prefix.
+    url = bundles["CronJob/k4c"].replace("$(K4C_CLUSTER_NAME)", "prod").replace("$(POD_NAME)", "k4c-29000000-abcde")
+    assert bundle_s3.parse_url(url).prefix == "clusters/prod/k4c-29000000-abcde"
 
 
 def test_deploy_folder_passes_k4cs_own_suites(run_k4c):
