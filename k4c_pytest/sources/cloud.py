@@ -417,6 +417,12 @@ class AwsAccount:
         out = _absent(out, {})
         return {k: out.get(k, []) for k in ("PolicyRoles", "PolicyUsers", "PolicyGroups")}
 
+    def access_analyzers(self, region: str) -> dict:
+        """accessanalyzer:ListAnalyzers of one region, every page merged: ``{"analyzers": [...]}``
+        (analyzers are regional; judge them with :func:`regions_without_active_analyzer`)."""
+        __tracebackhide__ = True
+        return self._read("accessanalyzer", "list_analyzers", region)
+
     # -- EC2 / VPC (per region) --------------------------------------------------------------
 
     def security_groups(self, region: str) -> list[dict]:
@@ -652,3 +658,26 @@ def block_public_access(bucket_block: dict | None, account_block: dict | None) -
     the bucket's or the account's configuration turns it on."""
     names = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
     return {n: bool((bucket_block or {}).get(n)) or bool((account_block or {}).get(n)) for n in names}
+
+
+# -- IAM Access Analyzer (CIS AWS 1.20) -------------------------------------------------------
+
+#: Analyzer types that look for external access, which CIS AWS 1.20 asks for; the unused- and
+#: internal-access analyzers are other features and do not count.
+EXTERNAL_ACCESS_ANALYZER_TYPES = ("ACCOUNT", "ORGANIZATION")
+
+
+def regions_without_active_analyzer(responses: dict[str, dict]) -> list[dict[str, str]]:
+    """The regions of ``{region: ListAnalyzers response}`` with no ACTIVE external-access
+    analyzer (account or organization zone of trust), one row each with the reason."""
+    out = []
+    for region, response in sorted(responses.items()):
+        analyzers = [a for a in response.get("analyzers", []) if a.get("type") in EXTERNAL_ACCESS_ANALYZER_TYPES]
+        if any(a.get("status") == "ACTIVE" for a in analyzers):
+            continue
+        if not analyzers:
+            out.append({"region": region, "reason": "no account or organization analyzer", "analyzers": "-"})
+        else:
+            named = ", ".join(f"{a.get('name', '?')} ({a.get('status', '?')})" for a in analyzers)
+            out.append({"region": region, "reason": "no analyzer is ACTIVE", "analyzers": named})
+    return out

@@ -213,3 +213,18 @@ def test_support_role_exists(aws, evidence):
             evidence.note(f"account {acct.id}: support role(s) {', '.join(r['RoleName'] for r in roles)}")
     evidence.table("accounts without a support role", offenders)
     assert not offenders, f"{len(offenders)} account(s) have no support role"
+
+
+@pytest.mark.control("K4C-AWS-IAM-012", title="IAM Access Analyzer is enabled in every region", severity="medium",
+                     benchmarks={"cis-aws-3.0": ["1.20"]},
+                     remediation="In each region: aws accessanalyzer create-analyzer --analyzer-name k4c-external "
+                                 "--type ACCOUNT (or ORGANIZATION from the delegated administrator account).")
+def test_access_analyzer_enabled(aws, evidence):
+    from k4c_pytest.sources.cloud import regions_without_active_analyzer
+
+    offenders = []
+    for acct in aws.accounts:
+        gaps = regions_without_active_analyzer({r: acct.access_analyzers(r) for r in acct.regions})
+        offenders += [{"account": acct.id, **gap} for gap in gaps]
+    evidence.table("regions without an ACTIVE IAM Access Analyzer", offenders)
+    assert not offenders, f"{len(offenders)} region(s) have no ACTIVE IAM Access Analyzer"
