@@ -548,7 +548,7 @@ class BundleHooks:
         self.signing_key = signing_key
         self.worker_id = getattr(config, "workerinput", {}).get("workerid")
 
-    def _write(self, exitstatus: int):
+    def _write(self):
         opt = self.config.option
         return write_bundle(self.root, self.run, junit=getattr(opt, "xmlpath", None),
                             html=getattr(opt, "htmlpath", None),
@@ -567,7 +567,7 @@ class BundleHooks:
             return result
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         try:
-            manifest = self._write(int(session.exitstatus))
+            manifest = self._write()
         except (OSError, BundleError) as exc:
             if reporter is not None:
                 reporter.write_line(f"k4c: error: cannot write the bundle {self.root}: {exc}", red=True)
