@@ -325,8 +325,18 @@ def cmd_merge(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: li
     for flag, value in (("--output", ns.output), ("--html", ns.html)):
         if value and not Path(value).resolve().parent.is_dir():
             parser.error(f"{flag}: folder {Path(value).parent} does not exist")
+    if ns.pubkey and ns.no_verify:
+        parser.error("--pubkey: checks bundles' signatures; it does not go with --no-verify")
+    public_key = None
+    if ns.pubkey:
+        from k4c_pytest import bundle
+
+        try:
+            public_key = bundle.load_public_key(ns.pubkey)
+        except bundle.BundleError as exc:
+            parser.error(str(exc))
     try:
-        inputs = merge.load_inputs(ns.inputs, verify=not ns.no_verify)
+        inputs = merge.load_inputs(ns.inputs, verify=not ns.no_verify, public_key=public_key)
     except merge.MergeError as exc:
         print(f"k4c merge: error: {exc}", file=sys.stderr)
         return 1
@@ -453,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a results JSON file or a bundle folder, optionally as LABEL=PATH")
     merge.add_argument("-o", "--output", metavar="FILE", help="write the merged JSON (schema k4c-merged/1)")
     merge.add_argument("--html", metavar="FILE", help="write the merged report as a self-contained HTML page")
+    merge.add_argument("--pubkey", metavar="PEM",
+                       help="also check each bundle's signature with this Ed25519 public key (PEM or ssh-ed25519); "
+                            "an unsigned or badly signed bundle is refused")
     merge.add_argument("--no-verify", action="store_true",
                        help="merge bundles without checking their manifests (the report says so)")
     merge.set_defaults(func=cmd_merge, subparser=merge)

@@ -104,9 +104,11 @@ def _read_bundle(folder: Path, verify: bool, public_key=None) -> tuple[dict[str,
                                  f"{shown}); see 'k4c verify {folder}', or merge with --no-verify to show it anyway")
             verified = True
             if check.signature == "good":
-                notes.append("signature good")
+                notes.append(f"signature good (key {bundle.key_id(public_key)})")
             elif check.signature == "not checked":
                 notes.append("signed; signature not checked (no --pubkey)")
+            elif check.signature == "unsigned":
+                notes.append("not signed")
         else:
             notes.append("not verified (--no-verify)")
     except bundle.BundleError as exc:
@@ -139,6 +141,8 @@ def load_input(arg: str, *, verify: bool = True, public_key=None) -> Input:
         kind = "bundle"
     elif path.is_file():
         results, report, verified, notes, kind = _read_results(path), None, None, [], "results"
+        if public_key is not None:
+            notes.append("a results file: no manifest or signature to check")
     else:
         raise MergeError(f"{raw}: no such file or folder")
     return Input(label or default_label(results, path), path, kind, results, report, verified, notes)

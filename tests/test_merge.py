@@ -165,6 +165,42 @@ def test_a_changed_bundle_is_not_merged_unless_asked(run_k4c, two_folders, tmp_p
     assert doc["targets"][0]["verified"] is None and doc["targets"][0]["notes"] == ["not verified (--no-verify)"]
 
 
+def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private, public = folder / f"{name}.pem", folder / f"{name}.pub.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+def test_pubkey_checks_each_bundles_signature(run_k4c, two_folders, tmp_path, capsys):
+    bad, good = two_folders
+    private, public = _key_pair(tmp_path, "fleet")
+    _, other = _key_pair(tmp_path, "other")
+    signed = tmp_path / "signed"
+    run_k4c(f"--k4c-manifests={bad}", f"--k4c-bundle={signed}", f"--k4c-sign-key={private}", paths=[RBAC_SUITE])
+    (unsigned,) = make_bundles(run_k4c, tmp_path / "bundles", {"unsigned": good})
+    out = tmp_path / "merged.json"
+
+    status, text = run_merge(str(signed), "--pubkey", str(public), "-o", str(out), capsys=capsys)
+    assert status == 0, text
+    (target,) = json.loads(out.read_text())["targets"]
+    assert target["verified"] is True and target["notes"][0].startswith("signature good (key sha256:")
+
+    status, text = run_merge(str(signed), "--pubkey", str(other), capsys=capsys)
+    assert status == 1 and "signature: bad" in text
+    status, text = run_merge(str(signed), str(unsigned), "--pubkey", str(public), capsys=capsys)
+    assert status == 1 and f"{unsigned}: the bundle fails verification" in text and "signature: missing" in text
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["merge", str(signed), "--pubkey", str(private.with_suffix(".nope"))])
+    assert exc.value.code == 2
+
+
 def test_two_runs_of_one_target_stay_two_columns(run_k4c, two_folders, tmp_path, capsys):
     bad, _ = two_folders
     first, second = (run_k4c(f"--k4c-manifests={bad}", paths=[RBAC_SUITE]) for _ in range(2))
