@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -181,6 +182,24 @@ def _demo_live(base: list[str]) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _demo_signing_key(out: Path, pubkey: Path) -> Path:
+    """A fresh Ed25519 key for the demo bundle: the private half in ``out/.bundle-signing-key.pem``
+    (readable by its owner only), the public half in ``pubkey`` for ``k4c verify``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    key_file = out / ".bundle-signing-key.pem"
+    key_file.unlink(missing_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    pubkey.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key_file
+
+
 def _demo_layers(stack: ExitStack) -> list[str]:
     """pytest arguments for the demo's other layers, each started offline on this machine: the
     bundled OCI layout (container images), the bundled application tree (code), a seeded moto
@@ -216,8 +235,12 @@ def cmd_demo(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: lis
         parser.error(f"--out: cannot create {out}: {exc.strerror}")
     report, results = out / "report.html", out / "results.json"
     results.unlink(missing_ok=True)
+    # The demo's evidence bundle, signed with a key made for this run: an auditor's view of it.
+    bundle_dir, pubkey = out / "bundle", out / "bundle-signing-key.pub"
+    shutil.rmtree(bundle_dir, ignore_errors=True)
+    key_file = _demo_signing_key(out, pubkey)
     base = [*suite_paths(None), f"--k4c-json={results}", f"--html={report}", "--self-contained-html",
-            "-q", *extra]
+            f"--k4c-bundle={bundle_dir}", f"--k4c-sign-key={key_file}", "-q", *extra]
     with ExitStack() as stack:
         base += _demo_layers(stack)
         if ns.live:
@@ -238,6 +261,9 @@ def cmd_demo(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: lis
     print("k4c demo: " + ", ".join(f"{n} {outcome}" for outcome, n in totals.items()))
     print(f"HTML evidence report: {report.resolve()}")
     print(f"JSON results:         {results.resolve()}")
+    if (bundle_dir / "manifest.json").is_file():
+        print(f"evidence bundle:      {bundle_dir.resolve()}  "
+              f"(check it: k4c verify {bundle_dir} --pubkey {pubkey})")
     return 0
 
 

@@ -148,6 +148,10 @@ def test_demo_runs_every_suite_on_the_bundled_snapshot(elsewhere):
     assert totals["PASS"] >= 1 and totals["FAIL"] >= 1, totals
     assert f"{totals['PASS']} PASS" in res.stdout and f"{totals['FAIL']} FAIL" in res.stdout
     assert str(out / "report.html") in res.stdout and str(out / "results.json") in res.stdout
+    # The demo's evidence bundle is signed and verifies as printed.
+    assert str(out / "bundle") in res.stdout
+    verify = k4c("verify", "demo-out/bundle", "--pubkey", "demo-out/bundle-signing-key.pub", cwd=elsewhere)
+    assert verify.returncode == 0 and "signature good" in verify.stdout, verify.stdout + verify.stderr
     assert results["target"]["mode"] == "snapshot"
     # Every bundled suite ran, not just the cluster one.
     from k4c_pytest.cli import available_suites
