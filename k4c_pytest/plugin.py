@@ -281,34 +281,27 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items[:] = keep
 
 
-def _check_waived_controls(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A waiver naming no collected control is a typo or a removed control: stop the run."""
-    book = config.stash.get(WAIVERS_KEY, None)
+def _check_named_controls(config: pytest.Config, items: list[pytest.Item], key, option: str) -> None:
+    """A waiver or attestation naming no collected control is a typo or a removed control: stop the run."""
+    book = config.stash.get(key, None)
     if not book:
         return
     known = set(config.stash[REGISTRY_KEY])
     known.update(c.id for item in items if (c := item.stash.get(CONTROL_KEY, None)) is not None)
     unknown = book.unknown(known)
     if unknown:
-        w = unknown[0]
+        first = unknown[0]
         more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-        _unknown_benchmark(config, f"--k4c-waivers: {book.path}: entry {w.entry} (line {w.line}): "
-                                   f"unknown control id {w.control}{more}; no collected control has it")
+        _unknown_benchmark(config, f"{option}: {book.path}: entry {first.entry} (line {first.line}): "
+                                   f"unknown control id {first.control}{more}; no collected control has it")
+
+
+def _check_waived_controls(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _check_named_controls(config, items, WAIVERS_KEY, "--k4c-waivers")
 
 
 def _check_attested_controls(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """An attestation naming no collected control is a typo or a removed control: stop the run."""
-    book = config.stash.get(ATTESTATIONS_KEY, None)
-    if not book:
-        return
-    known = set(config.stash[REGISTRY_KEY])
-    known.update(c.id for item in items if (c := item.stash.get(CONTROL_KEY, None)) is not None)
-    unknown = book.unknown(known)
-    if unknown:
-        a = unknown[0]
-        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-        _unknown_benchmark(config, f"--k4c-attestations: {book.path}: entry {a.entry} (line {a.line}): "
-                                   f"unknown control id {a.control}{more}; no collected control has it")
+    _check_named_controls(config, items, ATTESTATIONS_KEY, "--k4c-attestations")
 
 
 # -- fixtures --------------------------------------------------------------------------------
