@@ -15,13 +15,14 @@ PYTEST_ARGS ?= -n 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.k4c-installed
 
-.PHONY: help venv demo demo-live control-plane system-deps pss-fixtures test-deps test bench clean
+.PHONY: help venv demo demo-live control-plane system-deps pss-fixtures test-deps test bench bench-manifests clean
 
 help:
 	@echo "make demo        run every suite on the bundled demo environment (report.html + results.json)"
 	@echo "make demo-live   the same against a real kube-apiserver started locally (builds it first)"
 	@echo "make test        install what the tests need and run them"
 	@echo "make bench       the scale benchmark (150,000 pods; prints figures)"
+	@echo "make bench-manifests  10,000 Deployment manifests, side by side with Checkov (prints figures)"
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -57,6 +58,10 @@ test: test-deps
 
 bench: venv
 	$(BIN)/python bench/snapshot_scale.py
+
+# Checkov is installed on first use into its own virtualenv under $(K4C_CACHE)/bench-checkov.
+bench-manifests: venv
+	$(BIN)/python bench/manifests_scale.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build dist *.egg-info report.html results.json
