@@ -15,7 +15,7 @@ PYTEST_ARGS ?= -n 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.k4c-installed
 
-.PHONY: help venv demo demo-live control-plane system-deps pss-fixtures test-deps test bench bench-manifests clean
+.PHONY: help venv demo demo-live control-plane system-deps pss-fixtures semgrep test-deps test bench bench-manifests clean
 
 help:
 	@echo "make demo        run every suite on the bundled demo environment (report.html + results.json)"
@@ -51,7 +51,12 @@ system-deps:
 pss-fixtures:
 	bash scripts/fetch-pss-fixtures.sh
 
-test-deps: venv system-deps control-plane pss-fixtures
+# semgrep in a virtualenv of its own ($(K4C_CACHE)/semgrep-venv): its pinned dependencies
+# clash with the project's. tests/code/test_semgrep.py runs it there.
+semgrep:
+	bash scripts/install-semgrep.sh
+
+test-deps: venv system-deps control-plane pss-fixtures semgrep
 
 test: test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)

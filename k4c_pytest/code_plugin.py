@@ -8,6 +8,8 @@ needs it (see :mod:`k4c_pytest.sources.code`).
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,14 +38,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--k4c-dependency-severity", metavar="LEVEL", default=DEFAULT_SEVERITY,
                     help="vulnerabilities at or above this severity fail K4C-CODE-DEP-001 (unrated ones always "
                          f"do): {'|'.join(SEVERITIES)} (default: {DEFAULT_SEVERITY})")
+    group.addoption("--k4c-semgrep", metavar="PATH", default=None,
+                    help="semgrep executable for K4C-CODE-SAST-002, e.g. one in its own virtualenv "
+                         "(scripts/install-semgrep.sh) (default: $K4C_SEMGREP, else semgrep on PATH; "
+                         "without one the control is N/A)")
 
 
 class CodeRun:
     """The validated code options of a run and, once a control needs it, its CodeSource."""
 
     def __init__(self, trees: list[str], osv_db: Path | None, reports: list[Path], severity: str,
-                 dependency_severity: str):
+                 dependency_severity: str, semgrep: str | None = None):
         self.trees = trees
+        self.semgrep = semgrep
         self.osv_db = osv_db
         self.reports = reports
         self.severity = severity
@@ -68,10 +75,17 @@ class CodeRun:
                            ("--k4c-dependency-severity", "k4c_dependency_severity")):
             if opt(name) not in SEVERITIES:
                 raise pytest.UsageError(f"{flag}: {opt(name)!r} is not one of {'|'.join(SEVERITIES)}")
+        semgrep = opt("k4c_semgrep")
+        if semgrep is not None:
+            # an explicit semgrep must exist, or the control it is for would be N/A unnoticed
+            found = shutil.which(semgrep)
+            if found is None:
+                raise pytest.UsageError(f"--k4c-semgrep: {semgrep!r}: no such executable file")
+            semgrep = os.path.abspath(found)
         if (osv or reports) and not trees:
             raise pytest.UsageError("--k4c-osv-db/--k4c-dependency-report: give the source tree too (--k4c-source PATH)")
         return cls(trees, Path(osv) if osv else None, reports, opt("k4c_code_severity"),
-                   opt("k4c_dependency_severity"))
+                   opt("k4c_dependency_severity"), semgrep)
 
     def source(self):
         """The run's CodeSource; N/A (NotApplicable) when no source tree was given."""
@@ -82,7 +96,8 @@ class CodeRun:
             from k4c_pytest.sources.code import CodeSource
 
             self._source = CodeSource(self.trees, osv_db=self.osv_db, reports=self.reports,
-                                      severity=self.severity, dependency_severity=self.dependency_severity)
+                                      severity=self.severity, dependency_severity=self.dependency_severity,
+                                      semgrep_command=[self.semgrep] if self.semgrep else None)
         return self._source
 
     def header_line(self) -> str:

@@ -105,9 +105,22 @@ def bandit(tree: SourceTree, command: list[str] | None = None) -> dict[str, Any]
 
 
 def semgrep_command() -> list[str] | None:
-    """The semgrep command line to use, or None when semgrep is not installed."""
+    """The semgrep command line to use, or None when semgrep is not installed.
+
+    ``K4C_SEMGREP`` (a path) comes first: semgrep's pinned dependencies clash with the project's,
+    so it usually lives in a virtualenv of its own (scripts/install-semgrep.sh). A K4C_SEMGREP
+    that does not exist is kept as it is: asked for and missing is an ERROR, not an N/A."""
+    explicit = os.environ.get("K4C_SEMGREP")
+    if explicit:
+        return [explicit]
     exe = shutil.which("semgrep") or shutil.which("semgrep", path=str(Path(sys.executable).parent))
     return [exe] if exe else None
+
+
+def _semgrep_error_type(err: dict[str, Any]) -> str:
+    # semgrep writes some error types as a list: ["PartialParsing", [locations]]
+    kind = err.get("type", "error")
+    return str(kind[0] if isinstance(kind, list) and kind else kind)
 
 
 _SEMGREP_SEVERITY = {"error": "high", "warning": "medium", "info": "low", "critical": "critical", "high": "high",
@@ -131,11 +144,16 @@ def semgrep(tree: SourceTree, command: list[str] | None = None, rules: Path | No
                    "--quiet", "--no-git-ignore", "--", *chunk]
             data = _run(cmd, cwd, "semgrep", tree.display(cwd))
             for err in data.get("errors") or ():
-                level = str(err.get("level", "error")).lower()
-                if level == "error" or err.get("type") in ("Syntax error", "Lexical error", "Fatal error"):
-                    where = err.get("path") or (err.get("spans") or [{}])[0].get("file") or ""
-                    raise DataUnavailable(tree.display(cwd / where) if where else config,
-                                          f"semgrep could not analyse it: {err.get('type', 'error')}")
+                # Every error counts, warnings too: semgrep reports a file it could not parse
+                # (or parsed only in part, or gave up on after a timeout) at level "warn" and
+                # exits 0, and its findings there would silently be missing.
+                span = (err.get("spans") or [{}])[0]
+                where = err.get("path") or span.get("file") or ""
+                line = (span.get("start") or {}).get("line")
+                at = f" (line {line})" if where and isinstance(line, int) and line > 0 else ""
+                # never semgrep's message: it quotes the code it could not parse
+                raise DataUnavailable(tree.display(cwd / where) if where else config,
+                                      f"semgrep could not analyse it: {_semgrep_error_type(err)}{at}")
             if data["_returncode"] not in (0, 1):
                 raise DataUnavailable(tree.display(cwd), f"semgrep failed with exit status {data['_returncode']}")
             for r in data.get("results") or ():
