@@ -130,10 +130,12 @@ _SEMGREP_SEVERITY = {"error": "high", "warning": "medium", "info": "low", "criti
 def semgrep(tree: SourceTree, command: list[str] | None = None, rules: Path | None = None) -> dict[str, Any]:
     """Run semgrep with k4c's shipped rule set (or ``rules``): ``{"findings": [...], "files": n}``.
 
-    N/A when semgrep is not installed (it is an optional extra: ``pip install semgrep``)."""
+    N/A when semgrep is not installed (it is an optional extra, best in a virtualenv of its own:
+    scripts/install-semgrep.sh). Every entry of semgrep's ``errors`` is a DataUnavailable."""
     command = command or semgrep_command()
     if command is None:
-        raise NotApplicable("semgrep is not installed (pip install semgrep)")
+        raise NotApplicable("semgrep is not installed (scripts/install-semgrep.sh puts it in a virtualenv of its "
+                            "own; then --k4c-semgrep PATH or K4C_SEMGREP)")
     files = [tree.relative(p) for p in tree.files()]
     cwd = tree.path.parent if tree.path.is_file() else tree.path
     findings: list[dict[str, Any]] = []
