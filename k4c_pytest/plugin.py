@@ -17,7 +17,7 @@ from k4c_pytest.catalog import BENCHMARKS
 from k4c_pytest.evidence import DEFAULT_MAX_ROWS, Evidence
 from k4c_pytest.outcomes import (ERROR, MANUAL, NA, PASS, RANK, WAIVED, DataUnavailable, ManualCheck, NotApplicable,
                                  phase_outcome, trim_traceback)
-from k4c_pytest.run import Run, RUN_KEY
+from k4c_pytest.run import Run, RUN_KEY, TARGET_PARAM
 from k4c_pytest.settings import INI, Settings
 
 CONTROL_KEY = pytest.StashKey[controls.Control]()
@@ -34,9 +34,10 @@ _FIXTURE_LAYERS = {"cluster": "cluster", "aws": "cloud", "image": "container", "
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("k4c", "k4c compliance controls")
-    group.addoption("--k4c-cluster", metavar="CONTEXT", default=None,
+    group.addoption("--k4c-cluster", metavar="CONTEXT", action="append", default=[],
                     help="kubeconfig context of the cluster to check, or 'in-cluster' for the pod's "
-                         "service account (default: none, cluster controls are N/A)")
+                         "service account; repeatable: with several, every cluster control runs once "
+                         "per context, the context in its test id (default: none, cluster controls are N/A)")
     group.addoption("--k4c-kubeconfig", metavar="PATH", default=None,
                     help="kubeconfig file for --k4c-cluster (default: $KUBECONFIG or ~/.kube/config)")
     group.addoption("--k4c-snapshot", metavar="PATH", default=None,
@@ -313,14 +314,33 @@ def k4c_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def cluster(pytestconfig: pytest.Config):
+def _k4c_cluster_target(request: pytest.FixtureRequest) -> str | None:
+    """The target a cluster control runs against: a parameter with several --k4c-cluster, else
+    None (the one target)."""
+    return getattr(request, "param", None)
+
+
+@pytest.fixture(scope="session")
+def cluster(pytestconfig: pytest.Config, _k4c_cluster_target: str | None):
     """The cluster under test, read-only (:class:`k4c_pytest.sources.cluster.ClusterSource`).
 
     Live (``--k4c-cluster``), a snapshot (``--k4c-snapshot``) or manifests (``--k4c-manifests``).
-    Each kind is read once per session. A control using it is N/A when no cluster was given.
+    Each kind is read once per session and target. A control using it is N/A when no cluster
+    was given; with several ``--k4c-cluster`` it runs once per target (``test_x[prod-eu]``).
     """
     __tracebackhide__ = True
-    return pytestconfig.stash[RUN_KEY].cluster_source()
+    return pytestconfig.stash[RUN_KEY].cluster_source(_k4c_cluster_target)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Last, so the target is the last part of the id (test_x[ns-a-prod-eu]); session scope, so
+    # pytest runs one target's controls together and session fixtures built on `cluster` are
+    # made once per target. One target: no parameter, the ids stay as they are.
+    run = metafunc.config.stash.get(RUN_KEY, None)
+    if run is None or not run.multi_target or "cluster" not in metafunc.fixturenames:
+        return
+    metafunc.parametrize(TARGET_PARAM, run.target_names, indirect=True, ids=run.target_names, scope="session")
 
 
 @pytest.fixture
@@ -401,7 +421,9 @@ def _apply_attestation(item: pytest.Item, control: controls.Control, report: pyt
     if not (book and report.when == "call" and report.skipped and isinstance(exc, ManualCheck)):
         return exc
     run = item.config.stash[RUN_KEY]
-    verdicts = book.for_control(control.id, attestations.target_names(run.target(), _target_ids(item)))
+    # With several clusters, the control's own target (run.item_target); else the one target.
+    verdicts = book.for_control(control.id, attestations.target_names(run.target(run.item_target(item)),
+                                                                      _target_ids(item)))
     if not verdicts:
         return exc
     state["attestation"] = attestations.record_of(verdicts)

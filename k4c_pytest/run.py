@@ -13,11 +13,13 @@ import pytest
 from k4c_pytest import __version__
 from k4c_pytest.controls import Control
 from k4c_pytest.evidence import Evidence
-from k4c_pytest.outcomes import ALL, NotApplicable
+from k4c_pytest.outcomes import ALL, RANK, NotApplicable
 from k4c_pytest.waivers import Waivers
 
 RUN_KEY = pytest.StashKey["Run"]()
 RESULTS_SCHEMA = "k4c-results/1"
+#: The private fixture a cluster control is parametrized with when several targets are given.
+TARGET_PARAM = "_k4c_cluster_target"
 
 
 def _now() -> str:
@@ -31,9 +33,15 @@ def _iso(ts: float) -> str:
 class Run:
     """State of one run, kept in ``config.stash[RUN_KEY]``."""
 
-    def __init__(self, *, cluster_backend=None, json_path: Path | None = None, benchmarks: list[str] | None = None):
-        self._backend = cluster_backend
-        self._source = None
+    def __init__(self, *, cluster_backend=None, json_path: Path | None = None, benchmarks: list[str] | None = None,
+                 cluster_backends: dict[str, Any] | None = None):
+        # Every cluster target by name (its kubeconfig context, or where a snapshot or manifests
+        # came from), in the order given; a ClusterSource is made per target on first use and
+        # kept, so each target is read at most once per process (an xdist worker has its own Run).
+        self._backends: dict[str, Any] = dict(cluster_backends or {})
+        if cluster_backend is not None and not self._backends:
+            self._backends[_target_name(cluster_backend)] = cluster_backend
+        self._sources: dict[str, Any] = {}
         self.json_path = json_path
         self.records: list[dict[str, Any]] = []
         self.coverage: dict[str, dict[str, Any]] = {}
@@ -44,24 +52,45 @@ class Run:
         self.exit_status: int | None = None
         self.waivers = Waivers([])
 
+    @property
+    def _backend(self):
+        """The first cluster target's backend (the only one, unless several --k4c-cluster were given)."""
+        return next(iter(self._backends.values()), None)
+
+    @property
+    def target_names(self) -> list[str]:
+        return list(self._backends)
+
+    @property
+    def multi_target(self) -> bool:
+        """Several clusters in this run: cluster controls run once per target, the target in their id."""
+        return len(self._backends) > 1
+
     # -- options -------------------------------------------------------------------------
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Run":
         opt = config.getoption
-        cluster, kubeconfig = opt("k4c_cluster"), opt("k4c_kubeconfig")
+        clusters, kubeconfig = list(opt("k4c_cluster") or []), opt("k4c_kubeconfig")
         snapshot, manifests = opt("k4c_snapshot"), opt("k4c_manifests")
-        given = [f for f, v in (("--k4c-cluster", cluster or kubeconfig), ("--k4c-snapshot", snapshot),
+        given = [f for f, v in (("--k4c-cluster", clusters or kubeconfig), ("--k4c-snapshot", snapshot),
                                 ("--k4c-manifests", manifests)) if v]
         if len(given) > 1:
+            # Several --k4c-cluster contexts are fine; a live cluster and a snapshot are not.
             raise pytest.UsageError(f"{' and '.join(given)}: give one cluster target per run, not {len(given)}")
+        twice = sorted({c for c in clusters if clusters.count(c) > 1})
+        if twice:
+            raise pytest.UsageError(f"--k4c-cluster: context {twice[0]!r} given twice")
         if opt("k4c_page_size") < 1:
             raise pytest.UsageError(f"--k4c-page-size: must be at least 1, got {opt('k4c_page_size')}")
         if opt("k4c_max_evidence_rows") < 0:
             raise pytest.UsageError("--k4c-max-evidence-rows: must not be negative")
         backend = None
-        if cluster or kubeconfig:
-            backend = _live_backend(cluster, kubeconfig, opt("k4c_page_size"))
+        backends: dict[str, Any] = {}
+        if len(clusters) > 1:
+            backends = {c: _live_backend(c, kubeconfig, opt("k4c_page_size")) for c in clusters}
+        elif clusters or kubeconfig:
+            backend = _live_backend(clusters[0] if clusters else None, kubeconfig, opt("k4c_page_size"))
         elif snapshot:
             path = Path(snapshot)
             bundled_mode = None
@@ -98,36 +127,52 @@ class Run:
             json_path = Path(opt("k4c_json"))
             if not json_path.parent.resolve().is_dir():
                 raise pytest.UsageError(f"--k4c-json: {json_path.parent}: no such folder")
-        return cls(cluster_backend=backend, json_path=json_path, benchmarks=opt("k4c_benchmark"))
+        return cls(cluster_backend=backend, cluster_backends=backends, json_path=json_path,
+                   benchmarks=opt("k4c_benchmark"))
 
     # -- sources -------------------------------------------------------------------------
 
-    def cluster_source(self):
-        """The session's ClusterSource; N/A for every cluster control when no cluster was given."""
+    def cluster_source(self, name: str | None = None):
+        """The ClusterSource of target ``name`` (default: the first target), made on first use;
+        N/A for every cluster control when no cluster was given."""
         __tracebackhide__ = True
-        if self._backend is None:
+        if not self._backends:
             raise NotApplicable("no cluster target: give --k4c-cluster, --k4c-snapshot or --k4c-manifests")
-        if self._source is None:
+        name = self.target_names[0] if name is None else name
+        if name not in self._sources:
             from k4c_pytest.sources.cluster import ClusterSource
 
-            self._source = ClusterSource(self._backend)
-        return self._source
+            self._sources[name] = ClusterSource(self._backends[name])
+        return self._sources[name]
 
     def read_source(self):
-        """The session's ClusterSource if a control read the cluster, else None (no request is made)."""
-        return self._source
+        """The first target's ClusterSource if a control read it, else None (no request is made).
 
-    def target(self) -> dict[str, Any]:
-        if self._backend is None:
+        The evidence bundle's snapshot holds what was read of this first target only."""
+        return self._sources.get(self.target_names[0]) if self._backends else None
+
+    def target(self, name: str | None = None) -> dict[str, Any]:
+        """What target ``name`` (default: the first) is: mode, context or path, server version."""
+        if not self._backends:
             return {"mode": None, "server_version": None}
-        d = dict(self._backend.describe())
-        d["server_version"] = self._backend.server_version()
+        backend = self._backends[self.target_names[0] if name is None else name]
+        d = dict(backend.describe())
+        d["server_version"] = backend.server_version()
         return d
 
+    def targets(self) -> list[dict[str, Any]]:
+        """Every cluster target, each as :meth:`target` with its ``name``."""
+        return [{"name": n, **self.target(n)} for n in self.target_names]
+
     def target_line(self) -> str:
-        if self._backend is None:
+        if not self._backends:
             return "no cluster target"
-        t = self.target()
+        if self.multi_target:
+            return f"{len(self._backends)} clusters: " + "; ".join(self._line(self.target(n)) for n in self.target_names)
+        return self._line(self.target())
+
+    @staticmethod
+    def _line(t: dict[str, Any]) -> str:
         version = t.get("server_version") or "unknown"
         if t["mode"] == "live":
             return f"live cluster, context {t['context']} ({t['server']}), server {version}"
@@ -139,12 +184,46 @@ class Run:
         return f"manifests in {t['manifests']}"
 
     def local_coverage(self) -> dict[str, dict[str, Any]]:
-        return self._source.coverage_report() if self._source is not None else {}
+        """What this process read, per kind; with several targets the key is ``<target>:<kind>``."""
+        if not self.multi_target:
+            source = self.read_source()
+            return source.coverage_report() if source is not None else {}
+        return {f"{name}:{key}": cov for name, source in self._sources.items()
+                for key, cov in source.coverage_report().items()}
+
+    def item_target(self, item: pytest.Item) -> str | None:
+        """The cluster target a control ran against: its ``[target]`` parameter with several
+        targets, else the one target when the control uses the cluster; None for other controls."""
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and TARGET_PARAM in callspec.params:
+            return callspec.params[TARGET_PARAM]
+        if self._backends and "cluster" in getattr(item, "fixturenames", ()):
+            return self.target_names[0]
+        return None
+
+    def matrix(self) -> list[dict[str, Any]]:
+        """Control x target: one row per control (per parameter set, the target aside), the
+        outcome on each target and the worst of them (as ``k4c merge`` ranks them)."""
+        from k4c_pytest.merge import worst
+
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in self.records:
+            target = r.get("target")
+            if not target:
+                continue  # not a cluster control: no target column applies
+            base = _untargeted(r["nodeid"], target)
+            row = rows.setdefault((r["id"], base), {"id": r["id"], "nodeid": base, "title": r["title"],
+                                                    "layer": r["layer"], "outcomes": {}})
+            row["outcomes"][target] = r["outcome"]
+        for row in rows.values():
+            row["worst"] = worst(row["outcomes"].values())
+        return sorted(rows.values(), key=lambda row: (-RANK[row["worst"]], row["layer"], row["id"], row["nodeid"]))
 
     def close(self) -> None:
-        close = getattr(self._backend, "close", None)
-        if close is not None:
-            close()
+        for backend in self._backends.values():
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
 
     # -- records -------------------------------------------------------------------------
 
@@ -154,6 +233,7 @@ class Run:
             **control.as_dict(),
             "layer": state.get("layer", "other"),
             "nodeid": item.nodeid,
+            "target": self.item_target(item),
             "outcome": state.get("outcome", "ERROR"),
             "reason": state.get("reason", ""),
             "started_at": _iso(started) if started else None,
@@ -191,6 +271,7 @@ class Run:
             "duration_seconds": round(time.perf_counter() - self._t0, 3),
             "exit_status": self.exit_status,
             "target": self.target(),
+            "targets": self.targets(),
             "benchmarks_selected": self.benchmarks,
             "totals": self.totals(),
             "by_layer": self.by_layer(),
@@ -215,6 +296,22 @@ class Run:
             from k4c_pytest.report.results import write_json
 
             write_json(self.json_path, self.results())
+
+
+def _target_name(backend) -> str:
+    """A target's name: its kubeconfig context, the context a snapshot was collected from (or
+    its path), the manifests folder."""
+    d = backend.describe()
+    return str(d.get("context") or d.get("collected_context") or d.get("snapshot") or d.get("manifests") or "")
+
+
+def _untargeted(nodeid: str, target: str) -> str:
+    """A node id without its target parameter: ``t.py::test_x[a-prod]`` -> ``t.py::test_x[a]``."""
+    if nodeid.endswith(f"[{target}]"):
+        return nodeid[:-len(target) - 2]
+    if nodeid.endswith(f"-{target}]"):
+        return nodeid[:-len(target) - 2] + "]"
+    return nodeid
 
 
 def _live_backend(context: str | None, kubeconfig: str | None, page_size: int):

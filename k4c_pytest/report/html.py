@@ -77,4 +77,6 @@ class HtmlHooks:
             outcomes=ALL, coverage=dict(sorted(self.run.coverage.items())), manual=manual,
             benchmarks=self.run.coverage_by_benchmark(), statuses=(*ALL, NOT_COVERED),
             waivers=self.run.waivers.summary(self.run.records), started_at=self.run.started_at,
-            selected=self.run.benchmarks))
+            selected=self.run.benchmarks,
+            targets=self.run.target_names if self.run.multi_target else [],
+            matrix=self.run.matrix() if self.run.multi_target else []))

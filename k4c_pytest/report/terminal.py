@@ -15,6 +15,7 @@ def write_summary(tr, run) -> None:
         tr.write_line(f"{layer:<{width}}  " + "  ".join(f"{counts.get(o, 0):>6}" for o in ALL))
     totals = run.totals()
     tr.write_line(f"{'total':<{width}}  " + "  ".join(f"{totals.get(o, 0):>6}" for o in ALL), bold=True)
+    _write_targets(tr, run)
     unread = {k: v for k, v in run.coverage.items() if v.get("status") not in ("listed",)}
     listed = sum(1 for v in run.coverage.values() if v.get("status") == "listed")
     tr.write_line(f"coverage: {listed} kinds read completely" + (f", {len(unread)} not:" if unread else ""))
@@ -26,6 +27,19 @@ def write_summary(tr, run) -> None:
     _write_waivers(tr, run)
     if run.json_path is not None:
         tr.write_line(f"JSON results: {run.json_path}")
+
+
+def _write_targets(tr, run) -> None:
+    """With several clusters: each target and its controls' outcomes (the matrix is in the HTML)."""
+    if not run.multi_target:
+        return
+    tr.write_line(f"targets: {len(run.target_names)} clusters: {', '.join(run.target_names)}")
+    for name in run.target_names:
+        counts = dict.fromkeys(ALL, 0)
+        for r in run.records:
+            if r.get("target") == name:
+                counts[r["outcome"]] += 1
+        tr.write_line(f"  {name}: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
 
 
 def _write_benchmarks(tr, run) -> None:
