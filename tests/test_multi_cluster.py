@@ -226,3 +226,80 @@ def test_an_unknown_context_among_several_is_a_usage_error(run_k4c, fleet, contr
     res, _ = _run(run_k4c, fleet, controls, "--k4c-cluster=a", "--k4c-cluster=nope")
     assert res.ret == 4
     assert "--k4c-cluster: context 'nope' is not in" in res.stdout
+
+
+def _schema_module():
+    """tests/report/test_json_results.py, the checker of docs/results-schema.md, loaded by path."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent / "report" / "test_json_results.py"
+    spec = importlib.util.spec_from_file_location("k4c_results_schema_check_mc", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_attestations_bundle_and_schema_with_several_targets(run_k4c, fleet, tmp_path):
+    """An attestation about target ``a`` decides that target's MANUAL control only; a bundle of a
+    multi-cluster run is written (its snapshot is of the first target); the results follow the
+    documented schema, each ``targets[]`` entry as ``$.target``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from k4c_pytest import attestations, cli
+
+    key = tmp_path / "auditor.pem"
+    private = ed25519.Ed25519PrivateKey.generate()
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    att = tmp_path / "att.yaml"
+    assert cli.main(["attest", f"--key={key}", f"-o={att}", "--control=K4C-CL-MAN-002", "--target=a",
+                     "--statement=audit policy reviewed", "--by=jane@example.com",
+                     f"--date={attestations.today().isoformat()}", "--expires=2099-01-01", "--result=pass"]) == 0
+    people = tmp_path / "people.yaml"
+    people.write_text(yaml.safe_dump({"attesters": [
+        {"name": "jane@example.com", "public_key": attestations.public_key_line(private.public_key())}]}))
+    bundle = tmp_path / "bundle"
+    suite = Path(__file__).resolve().parents[1] / "suites" / "cluster" / "test_manual.py"
+    res = run_k4c("--k4c-cluster=a", "--k4c-cluster=b", f"--k4c-kubeconfig={fleet['kubeconfig']}",
+                  f"--k4c-attestations={att}", f"--k4c-attesters={people}", f"--k4c-bundle={bundle}",
+                  paths=[suite])
+    man2 = {r["target"]: r for r in res.controls if r["id"] == "K4C-CL-MAN-002"}
+    assert {t: r["outcome"] for t, r in man2.items()} == {"a": "PASS", "b": "MANUAL"}, res.stdout[-3000:]
+    assert man2["a"]["nodeid"].endswith("test_audit_policy_covers_concerns[a]")
+    others = [r for r in res.controls if r["id"] != "K4C-CL-MAN-002"]
+    assert len(others) == 20 and {r["outcome"] for r in others} == {"MANUAL"}
+    assert (bundle / "manifest.json").is_file() and (bundle / "results.json").is_file()
+    schema = _schema_module()
+    errors = schema.validate(res.results)
+    for t in res.results["targets"]:
+        schema._check_object(t, "$.target", errors)
+    assert not errors, errors
+
+
+def test_the_bundled_cluster_suite_runs_per_target_under_xdist(run_k4c, fleet):
+    """Every bundled cluster control (kubelet, control-plane flags, add-ons, provider detection
+    use the cluster too) runs against two targets on two workers without an internal error,
+    and a control that uses the cluster has one record per target."""
+    suite = Path(__file__).resolve().parents[1] / "suites" / "cluster"
+    res = run_k4c("--k4c-cluster=a", "--k4c-cluster=b", f"--k4c-kubeconfig={fleet['kubeconfig']}", *XDIST,
+                  paths=[suite])
+    assert res.ret in (0, 1), res.stdout[-3000:]
+    assert "INTERNALERROR" not in res.stdout
+    per_target = Counter(r["target"] for r in res.controls)
+    # Controls on hosts (--k4c-hosts; none here, so N/A) and the kubelet settings read through
+    # the API (the first target) have no target parameter.
+    assert per_target["a"] == per_target["b"] >= 30, per_target
+    by_key: dict[tuple[str, str], set] = {}
+    for r in res.controls:
+        if r["target"]:
+            base = re.sub(r"(\[|-)(a|b)\]$", "]", r["nodeid"])
+            by_key.setdefault((r["id"], base), set()).add(r["target"])
+    assert len(by_key) == per_target["a"] and all(t == {"a", "b"} for t in by_key.values()), by_key
+    # The compliant namespace passes where it is compliant and fails where it is not.
+    psa = {r["target"]: r for r in res.controls if r["id"] == "K4C-CL-PSA-001"}
+    names = {t: {dict(zip(e["columns"], row)).get("name") for e in r["evidence"] if e["type"] == "table"
+                 for row in e["rows"]} for t, r in psa.items()}
+    assert NS not in names["a"] and NS in names["b"], names
+    # No control failed because k4c itself broke (an unexpected exception in a fixture).
+    assert not [r for r in res.controls if r["outcome"] == "ERROR" and "Traceback" in r["reason"]]
