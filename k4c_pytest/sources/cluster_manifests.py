@@ -22,9 +22,82 @@ from k4c_pytest.sources.cluster import FAILED
 from k4c_pytest.sources.kinds import Kind
 
 try:
-    _Loader = yaml.CSafeLoader
+    _SafeLoader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+    _SafeLoader = yaml.SafeLoader
+
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_SPECIAL_KEYS = ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")
+# Scalar tags whose standard constructor returns the value at once (not a generator).
+_SCALAR_TAGS = frozenset("tag:yaml.org,2002:" + t for t in ("null", "bool", "int", "float", "timestamp", "binary"))
+
+
+class _NotPlain(Exception):
+    """The document needs PyYAML's full constructor (aliases, merge keys, odd tags)."""
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
+    """libyaml's safe loader, building plain documents without PyYAML's per-node generators
+    and bookkeeping, which cost about as much as libyaml's parsing itself (bench/manifests_scale.py).
+
+    A document is plain when it holds maps, sequences and scalars with a standard tag, no cycle
+    and no ``<<`` merge or ``=`` value keys; an aliased map or sequence is the same object at
+    every use, as PyYAML makes it. Any other document is built again from the same nodes by the
+    standard constructor, so the result (values, errors and their messages) is always what
+    ``yaml.CSafeLoader`` gives."""
+
+    # Plain scalar -> tag. Implicit resolution tries regular expressions on every plain scalar;
+    # manifests repeat the same keys and values (name, image, true, 8080) all the time. Bounded,
+    # and only short values: a name or hash seen once is not worth keeping.
+    _tags: dict[str, str] = {}
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and implicit[0] and len(value) <= 40:
+            tag = self._tags.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._tags) < 50_000:
+                    self._tags[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        try:
+            return self._plain(node, {})
+        except (_NotPlain, RecursionError, yaml.YAMLError):
+            # Errors too are the standard constructor's, from the same nodes.
+            return super().construct_document(node)
+
+    def _plain(self, node: yaml.Node, built: dict[int, Any]) -> Any:
+        """``built`` maps each collection node met so far to its object (None while it is being
+        built: meeting it again then is a cycle)."""
+        tag = node.tag
+        if tag == _STR and isinstance(node, yaml.ScalarNode):
+            return node.value
+        if isinstance(node, yaml.ScalarNode):
+            if tag not in _SCALAR_TAGS:
+                raise _NotPlain
+            return self.yaml_constructors[tag](self, node)
+        key = id(node)
+        if key in built:
+            if built[key] is None:
+                raise _NotPlain
+            return built[key]
+        built[key] = None
+        if tag == _MAP and isinstance(node, yaml.MappingNode):
+            out: Any = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag in _SPECIAL_KEYS:
+                    raise _NotPlain
+                # A scalar key builds a str, number, bool, None, date or bytes: all hashable.
+                out[self._plain(key_node, built)] = self._plain(value_node, built)
+        elif tag == _SEQ and isinstance(node, yaml.SequenceNode):
+            out = [self._plain(item, built) for item in node.value]
+        else:
+            raise _NotPlain
+        built[key] = out
+        return out
+
 
 SUFFIXES = (".yaml", ".yml", ".json")
 # Build-tool configuration that looks like a Kubernetes object but is never deployed.
