@@ -1,6 +1,11 @@
 """The cloud layer's part of the k4c plugin: ``--k4c-aws-*`` options, the ``aws`` fixture,
 the report header line and the cloud coverage in the results.
 
+With several ``--k4c-aws-profile``, each profile is a target of its own, as each
+``--k4c-cluster`` is: every cloud control runs once per profile (``test_x[audit-a]``), against
+a source of that profile alone, made once per process; one account that cannot be read
+ERRORs its own controls only.
+
 Loaded through its own ``pytest11`` entry point (``k4c-cloud``); its options join the same
 ``k4c`` group as the cluster ones. Nothing here talks to AWS until a cloud control (or the
 report header, when an AWS option was given) needs it.
@@ -16,6 +21,7 @@ from urllib.parse import urlparse
 import pytest
 
 from k4c_pytest.outcomes import DataUnavailable, NotApplicable
+from k4c_pytest.run import AWS_TARGET_PARAM, RUN_KEY
 
 CLOUD_KEY = pytest.StashKey["CloudRun"]()
 
@@ -63,7 +69,9 @@ class CloudRun:
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.eks_min_version = tuple(int(x) for x in eks_min_version.split("."))
-        self._source = None
+        # One source for the run with one profile (or the environment's credentials); one per
+        # profile, made on first use, with several.
+        self._sources: dict[str | None, Any] = {}
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "CloudRun":
@@ -124,26 +132,43 @@ class CloudRun:
                     "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, a web identity token)")
         return None
 
-    def source(self):
-        """The run's CloudSource; N/A (NotApplicable) when no AWS target is configured."""
+    @property
+    def multi_target(self) -> bool:
+        """Several profiles: cloud controls run once per profile, the profile in their id."""
+        return len(self.profiles) > 1
+
+    def source(self, profile: str | None = None):
+        """The CloudSource of ``profile`` (with several profiles), else the run's one source;
+        N/A (NotApplicable) when no AWS target is configured."""
         __tracebackhide__ = True
-        if self._source is None:
+        key = profile if self.multi_target else None
+        if self.multi_target and profile not in self.profiles:
+            raise ValueError(f"{profile!r} is not one of the --k4c-aws-profile targets {self.profiles}")
+        if key not in self._sources:
             reason = self.no_target_reason()
             if reason:
                 raise NotApplicable(reason)
             from k4c_pytest.sources.cloud import CloudSource
 
-            self._source = CloudSource(self.profiles or [None], self.regions, self.endpoint_url,
-                                       retry_mode=self.retry_mode, max_attempts=self.max_attempts,
-                                       timeout=self.timeout)
-            self._source.eks_min_version = self.eks_min_version
-        return self._source
+            src = CloudSource([profile] if self.multi_target else (self.profiles or [None]), self.regions,
+                              self.endpoint_url, retry_mode=self.retry_mode, max_attempts=self.max_attempts,
+                              timeout=self.timeout)
+            src.eks_min_version = self.eks_min_version
+            if self.multi_target:
+                # A trail may log to a bucket of another account of the run (a central logging
+                # account): find_bucket looks there too, through that account's own source.
+                src.peers = lambda me=profile: [self.source(p) for p in self.profiles if p != me]
+            self._sources[key] = src
+        return self._sources[key]
 
     def header_line(self) -> str:
         if not self.explicit:
             return "k4c aws: no AWS option given (cloud controls use the environment's credentials, if any)"
         where = f" via {self.endpoint_url}" if self.endpoint_url else ""
         regions = ", ".join(self.regions) if self.regions else "all enabled regions"
+        if self.multi_target:
+            return f"k4c aws{where}: {len(self.profiles)} accounts: " + "; ".join(
+                self._identity(p) for p in self.profiles) + f"; regions: {regions}"
         try:
             src = self.source()
             idents = "; ".join(f"account {i['account']} as {i['arn']} (profile {i['profile']})"
@@ -154,14 +179,32 @@ class CloudRun:
             return f"k4c aws{where}: identity unknown, could not read {exc.source}: {exc.reason}"
         return f"k4c aws{where}: {idents}; regions: {regions}"
 
+    def _identity(self, profile: str) -> str:
+        """One profile's part of the header: its account and caller, or why they are unknown
+        (that profile's controls ERROR with the same reason; the others run)."""
+        try:
+            i = self.source(profile).identities()[0]
+        except DataUnavailable as exc:
+            return f"profile {profile}: identity unknown, could not read {exc.source}: {exc.reason}"
+        return f"account {i['account']} as {i['arn']} (profile {i['profile']})"
+
     def coverage(self) -> dict[str, dict[str, Any]]:
-        return self._source.coverage_report() if self._source is not None else {}
+        # The keys name the account (aws:<account>:<region>:<service>:<operation>), so the
+        # sources of several profiles never share one.
+        out: dict[str, dict[str, Any]] = {}
+        for src in self._sources.values():
+            out.update(src.coverage_report())
+        return out
 
 
+@pytest.hookimpl(trylast=True)  # after the k4c plugin made the Run
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help:
         return
-    config.stash[CLOUD_KEY] = CloudRun.from_config(config)  # raises pytest.UsageError on a bad option
+    cloud = config.stash[CLOUD_KEY] = CloudRun.from_config(config)  # raises pytest.UsageError on a bad option
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.cloud_targets = list(cloud.profiles)  # the record's target; columns of the matrix
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -184,11 +227,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 @pytest.fixture(scope="session")
-def aws(pytestconfig: pytest.Config):
+def _k4c_aws_target(request: pytest.FixtureRequest) -> str | None:
+    """The profile a cloud control runs against: a parameter with several --k4c-aws-profile,
+    else None (the one source)."""
+    return getattr(request, "param", None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # As for clusters (plugin.py): last, so the profile ends the id (test_x[audit-a]); session
+    # scope, so one profile's controls run together and session fixtures built on `aws` are
+    # made once per profile. One profile: no parameter, the ids stay as they are.
+    cloud = metafunc.config.stash.get(CLOUD_KEY, None)
+    if cloud is None or not cloud.multi_target or "aws" not in metafunc.fixturenames:
+        return
+    metafunc.parametrize(AWS_TARGET_PARAM, cloud.profiles, indirect=True, ids=cloud.profiles, scope="session")
+
+
+@pytest.fixture(scope="session")
+def aws(pytestconfig: pytest.Config, _k4c_aws_target: str | None):
     """The AWS accounts under test, read-only (:class:`k4c_pytest.sources.cloud.CloudSource`).
 
-    ``aws.accounts`` lists one :class:`~k4c_pytest.sources.cloud.AwsAccount` per
-    ``--k4c-aws-profile`` (or the environment's credentials); each has ``.id``, ``.regions``
+    ``aws.accounts`` lists the :class:`~k4c_pytest.sources.cloud.AwsAccount` of the
+    ``--k4c-aws-profile`` (or of the environment's credentials); with several profiles the
+    control runs once per profile (``test_x[audit-a]``), each time with that account alone.
+    An account has ``.id``, ``.regions``
     and helpers returning plain dicts (``credential_report()``, ``security_groups(region)``,
     ``all_trails()``, ``buckets()``, ``kms_keys(region)``, ``eks_clusters(region)``...);
     ``aws.find_bucket(name)`` finds a bucket in any account of the run and
@@ -196,4 +259,4 @@ def aws(pytestconfig: pytest.Config):
     target is configured, and ERRORs naming the API call when a read fails.
     """
     __tracebackhide__ = True
-    return pytestconfig.stash[CLOUD_KEY].source()
+    return pytestconfig.stash[CLOUD_KEY].source(_k4c_aws_target)

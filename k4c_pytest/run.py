@@ -20,6 +20,8 @@ RUN_KEY = pytest.StashKey["Run"]()
 RESULTS_SCHEMA = "k4c-results/1"
 #: The private fixture a cluster control is parametrized with when several targets are given.
 TARGET_PARAM = "_k4c_cluster_target"
+#: The private fixture a cloud control is parametrized with when several AWS profiles are given.
+AWS_TARGET_PARAM = "_k4c_aws_target"
 
 
 def _now() -> str:
@@ -51,6 +53,8 @@ class Run:
         self.finished_at: str | None = None
         self.exit_status: int | None = None
         self.waivers = Waivers([])
+        #: The --k4c-aws-profile names (set by the cloud plugin): a cloud control's target.
+        self.cloud_targets: list[str] = []
 
     @property
     def _backend(self):
@@ -65,6 +69,14 @@ class Run:
     def multi_target(self) -> bool:
         """Several clusters in this run: cluster controls run once per target, the target in their id."""
         return len(self._backends) > 1
+
+    @property
+    def matrix_targets(self) -> list[str]:
+        """The columns of the control x target matrix: every cluster and AWS target, once either
+        layer has several (else none: there is no matrix)."""
+        if not (self.multi_target or len(self.cloud_targets) > 1):
+            return []
+        return list(dict.fromkeys([*self.target_names, *self.cloud_targets]))
 
     # -- options -------------------------------------------------------------------------
 
@@ -153,6 +165,8 @@ class Run:
 
     def target(self, name: str | None = None) -> dict[str, Any]:
         """What target ``name`` (default: the first) is: mode, context or path, server version."""
+        if name is not None and name not in self._backends:
+            return {"mode": "aws", "profile": name}  # a cloud control's target (item_target)
         if not self._backends:
             return {"mode": None, "server_version": None}
         backend = self._backends[self.target_names[0] if name is None else name]
@@ -192,13 +206,18 @@ class Run:
                 for key, cov in source.coverage_report().items()}
 
     def item_target(self, item: pytest.Item) -> str | None:
-        """The cluster target a control ran against: its ``[target]`` parameter with several
-        targets, else the one target when the control uses the cluster; None for other controls."""
+        """The target a control ran against: its ``[target]`` parameter with several clusters (or
+        AWS profiles), else the one target when the control uses the cluster (or the one profile
+        when it uses ``aws``); None for other controls."""
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and TARGET_PARAM in callspec.params:
-            return callspec.params[TARGET_PARAM]
-        if self._backends and "cluster" in getattr(item, "fixturenames", ()):
+        for param in (TARGET_PARAM, AWS_TARGET_PARAM):
+            if callspec is not None and param in callspec.params:
+                return callspec.params[param]
+        fixtures = getattr(item, "fixturenames", ())
+        if self._backends and "cluster" in fixtures:
             return self.target_names[0]
+        if len(self.cloud_targets) == 1 and "aws" in fixtures:
+            return self.cloud_targets[0]
         return None
 
     def matrix(self) -> list[dict[str, Any]]:
@@ -207,10 +226,11 @@ class Run:
         from k4c_pytest.merge import worst
 
         rows: dict[tuple[str, str], dict[str, Any]] = {}
+        columns = set(self.matrix_targets)
         for r in self.records:
             target = r.get("target")
-            if not target:
-                continue  # not a cluster control: no target column applies
+            if target not in columns:
+                continue  # not a cluster or cloud control: no target column applies
             base = _untargeted(r["nodeid"], target)
             row = rows.setdefault((r["id"], base), {"id": r["id"], "nodeid": base, "title": r["title"],
                                                     "layer": r["layer"], "outcomes": {}})

@@ -78,5 +78,5 @@ class HtmlHooks:
             benchmarks=self.run.coverage_by_benchmark(), statuses=(*ALL, NOT_COVERED),
             waivers=self.run.waivers.summary(self.run.records), started_at=self.run.started_at,
             selected=self.run.benchmarks,
-            targets=self.run.target_names if self.run.multi_target else [],
-            matrix=self.run.matrix() if self.run.multi_target else []))
+            targets=self.run.matrix_targets,
+            matrix=self.run.matrix() if self.run.matrix_targets else []))

@@ -93,6 +93,9 @@ class CloudSource:
         self._requests: dict[str | None, int] = dict.fromkeys(profiles, 0)
         self.coverage: dict[str, CallCoverage] = {}
         self._accounts: list[AwsAccount] | None = None
+        #: The sources of the run's other targets (several --k4c-aws-profile: one source each),
+        #: where find_bucket also looks; a callable, so they are made only when needed.
+        self.peers: Callable[[], list["CloudSource"]] = list
         #: Oldest EKS Kubernetes version counted as supported (``--k4c-eks-min-version``).
         self.eks_min_version: tuple[int, int] = (1, 31)
         for profile, session in self._sessions.items():
@@ -138,9 +141,23 @@ class CloudSource:
             for bucket in acct.buckets():
                 if bucket["Name"] == name:
                     return acct, bucket
-        owners = ", ".join(a.id for a in self.accounts)
+        owners = [a.id for a in self.accounts]
+        unread = []
+        for peer in self.peers():
+            try:
+                for acct in peer.accounts:
+                    owners.append(acct.id)
+                    for bucket in acct.buckets():
+                        if bucket["Name"] == name:
+                            return acct, bucket
+            except DataUnavailable as exc:
+                unread.append(f"{exc.source}: {exc.reason}")
+        if unread:
+            # The owner may be the account that could not be read: no guess either way.
+            raise DataUnavailable(f"s3:ListBuckets {name}", f"bucket {name} is not in account(s) "
+                                  f"{', '.join(owners)}, and another account could not be read ({'; '.join(unread)})")
         raise DataUnavailable(f"s3:ListBuckets {name}",
-                              f"bucket {name} is not in account(s) {owners}; add the account that owns it "
+                              f"bucket {name} is not in account(s) {', '.join(owners)}; add the account that owns it "
                               "with --k4c-aws-profile to check its settings")
 
     def identities(self) -> list[dict[str, str]]:

@@ -56,9 +56,14 @@ def test_several_accounts_in_one_run(k4c_aws_env, run_k4c, accounts, k4c_moto, t
     res = run_k4c(f"--k4c-aws-endpoint-url={k4c_moto.endpoint_url}", f"--k4c-aws-region={REGION}",
                   "--k4c-aws-profile=good", "--k4c-aws-profile=bad", "-v", paths=[SUITE],
                   k="password_policy_length or admin_ports_from_ipv4")
-    assert res.outcomes()["K4C-AWS-IAM-004"] == "FAIL"
-    assert res.offenders("K4C-AWS-IAM-004") == [{"account": accounts["bad"].id, "MinimumPasswordLength": 8}]
-    assert {r["account"] for r in res.offenders("K4C-AWS-NET-001")} == {accounts["bad"].id}
+    # Each control once per profile, the profile its target and the end of its id.
+    assert {(r["id"], r["target"]): r["outcome"] for r in res.controls} == {
+        ("K4C-AWS-IAM-004", "good"): "PASS", ("K4C-AWS-IAM-004", "bad"): "FAIL",
+        ("K4C-AWS-NET-001", "good"): "PASS", ("K4C-AWS-NET-001", "bad"): "FAIL"}
+    assert all(r["nodeid"].endswith(f"[{r['target']}]") for r in res.controls)
+    bad = {r["id"]: r for r in res.controls if r["target"] == "bad"}
+    assert _rows(bad["K4C-AWS-IAM-004"]) == [{"account": accounts["bad"].id, "MinimumPasswordLength": 8}]
+    assert {r["account"] for r in _rows(bad["K4C-AWS-NET-001"])} == {accounts["bad"].id}
     assert f"account {accounts['good'].id} as" in res.stdout and f"account {accounts['bad'].id} as" in res.stdout
 
 
@@ -70,15 +75,21 @@ def test_two_accounts_logging_storage_eks(k4c_aws_env, run_k4c, accounts, k4c_mo
                   "--k4c-aws-profile=good", "--k4c-aws-profile=bad", paths=[SUITE],
                   k="test_logging or test_storage or test_eks")
     good, bad = accounts["good"].id, accounts["bad"].id
-    assert len(res.controls) == 18 and set(res.outcomes().values()) == {"FAIL"}, res.stdout[-3000:]
+    # 18 controls, each once per account: the bad account fails them all, the good one none.
+    assert len(res.controls) == 36 and {r["target"] for r in res.controls} == {"good", "bad"}
+    assert {r["outcome"] for r in res.controls if r["target"] == "bad"} == {"FAIL"}, res.stdout[-3000:]
+    assert {r["outcome"] for r in res.controls if r["target"] == "good"} == {"PASS"}, res.stdout[-3000:]
     for c in res.controls:
-        rows = res.offenders(c["id"])
-        if c["id"] == "K4C-AWS-LOG-001":  # its first table lists every trail checked, both accounts'
-            assert {r["account"] for r in rows} == {good, bad}
-            assert [r["account"] for r in rows if "reason" in r] == [bad]
-        else:
-            assert {r["account"] for r in rows} == {bad}, (c["id"], rows)
+        # Each record holds its own account's findings alone.
+        rows = [r for r in _rows(c) if "account" in r]
+        assert {r["account"] for r in rows} <= {good if c["target"] == "good" else bad}, (c["id"], rows)
+        if c["target"] == "bad" and c["id"] != "K4C-AWS-LOG-001":  # LOG-001 first lists every trail
+            assert rows, c["id"]
     # Each account's data was read with its own credentials.
     cov = res.results["coverage"]
     assert cov[f"aws:{good}:{REGION}:eks:ListClusters"]["status"] == "listed"
     assert cov[f"aws:{bad}:{REGION}:eks:ListClusters"]["status"] == "listed"
+
+
+def _rows(record: dict) -> list[dict]:
+    return [dict(zip(e["columns"], row)) for e in record["evidence"] if e["type"] == "table" for row in e["rows"]]
