@@ -132,3 +132,42 @@ def test_the_html_matrix_has_a_column_per_account(several, tmp_path):
             for m in re.findall(r'<tr class="k4c-matrix-row" data-control="([^"]+)">.*?'
                                 r'<td class="k4c-worst">([^<]*)</td>(.*?)</tr>', table.group(1), re.S)}
     assert rows == {c: ("FAIL", {"good": "PASS", "bad": "FAIL"}) for c in IDS}
+
+
+CENTRAL, WORKLOAD = "787878787878", "898989898989"
+
+
+@pytest.fixture(scope="module")
+def central_logging(k4c_moto) -> dict[str, tuple[str, str]]:
+    """A workload account whose trail writes to a bucket of a central logging account (without
+    S3 access logging): the auditor key of each."""
+    from conftest import _auditor  # noqa: PLC0415
+
+    keys = {"central": _auditor(k4c_moto, CENTRAL), "workload": _auditor(k4c_moto, WORKLOAD)}
+    k4c_moto.client("s3", CENTRAL, REGION).create_bucket(Bucket="k4c-central-trail-logs")
+    k4c_moto.client("cloudtrail", WORKLOAD, REGION).create_trail(
+        Name="to-central", S3BucketName="k4c-central-trail-logs", IsMultiRegionTrail=True)
+    return keys
+
+
+def test_a_trail_bucket_in_another_account_of_the_run_is_found(k4c_moto, k4c_aws_env, run_k4c, central_logging,
+                                                                  tmp_path):
+    (tmp_path / "aws-credentials").write_text("".join(
+        f"[{n}]\naws_access_key_id = {k[0]}\naws_secret_access_key = {k[1]}\n\n" for n, k in central_logging.items()))
+
+    def run(*profiles):
+        return run_k4c(f"--k4c-aws-endpoint-url={k4c_moto.endpoint_url}", f"--k4c-aws-region={REGION}",
+                       *(f"--k4c-aws-profile={p}" for p in profiles), paths=[SUITE],
+                       k="cloudtrail_bucket_access_logging")
+
+    # The workload's control reads the central account through that account's own source.
+    res = run("workload", "central")
+    assert _by_target(res) == {("K4C-AWS-LOG-005", "workload"): "FAIL", ("K4C-AWS-LOG-005", "central"): "N/A"}, \
+        res.stdout[-3000:]
+    workload = next(r for r in res.controls if r["target"] == "workload")
+    rows = [dict(zip(e["columns"], row)) for e in workload["evidence"] if e["type"] == "table" for row in e["rows"]]
+    assert [(r["account"], r["bucket"]) for r in rows] == [(CENTRAL, "k4c-central-trail-logs")]
+    # Without the central account in the run, its bucket cannot be judged: ERROR, no guess.
+    res = run("workload")
+    assert res.outcomes() == {"K4C-AWS-LOG-005": "ERROR"}
+    assert "add the account that owns it with --k4c-aws-profile" in res.control("K4C-AWS-LOG-005")["reason"]
