@@ -16,7 +16,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from conftest import REGION
+from cloud_support import REGION
 from k4c_pytest.sources.cloud import regions_without_active_analyzer
 
 ID = "K4C-AWS-IAM-012"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REGION, SUITE
+from cloud_support import REGION, SUITE
 from k4c_pytest.testing.faults import Reply
 from k4c_pytest.testing.moto_server import aws_error, fault_proxy, signed_for
 

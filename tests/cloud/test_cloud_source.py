@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from conftest import REGION, SUITE
+from cloud_support import REGION, SUITE
 
 
 def test_no_aws_target_makes_cloud_controls_na(k4c_aws_env, run_k4c):

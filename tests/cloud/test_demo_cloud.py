@@ -10,7 +10,7 @@ import urllib.request
 import boto3
 import pytest
 
-from conftest import SUITE
+from cloud_support import SUITE
 from k4c_pytest.demo import cloud
 
 

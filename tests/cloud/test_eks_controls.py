@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import REGION
+from cloud_support import REGION
 
 EKS = [f"K4C-AWS-EKS-{n:03d}" for n in range(1, 6)]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import PARTIAL_MISSING, POLICY_FILE, REGION
+from cloud_support import PARTIAL_MISSING, POLICY_FILE, REGION
 
 # Where IAM's action name is not "<service>:<Operation>" of the API call.
 IAM_ACTION = {

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import REGION, SUITE
+from cloud_support import REGION, SUITE, _auditor
 from k4c_pytest.testing.moto_server import fault_proxy, signed_for
 
 XDIST = ["-p", "xdist", "-n", "2"]
@@ -141,7 +141,6 @@ CENTRAL, WORKLOAD = "787878787878", "898989898989"
 def central_logging(k4c_moto) -> dict[str, tuple[str, str]]:
     """A workload account whose trail writes to a bucket of a central logging account (without
     S3 access logging): the auditor key of each."""
-    from conftest import _auditor  # noqa: PLC0415
 
     keys = {"central": _auditor(k4c_moto, CENTRAL), "workload": _auditor(k4c_moto, WORKLOAD)}
     k4c_moto.client("s3", CENTRAL, REGION).create_bucket(Bucket="k4c-central-trail-logs")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import OTHER_REGION, REGION
+from cloud_support import OTHER_REGION, REGION
 
 NET = [f"K4C-AWS-NET-{n:03d}" for n in range(1, 5)]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import OTHER_REGION, REGION
+from cloud_support import OTHER_REGION, REGION
 
 STORAGE = ["K4C-AWS-KMS-001", "K4C-AWS-S3-001", "K4C-AWS-S3-002", "K4C-AWS-S3-003", "K4C-AWS-S3-004",
            "K4C-AWS-EBS-001"]
