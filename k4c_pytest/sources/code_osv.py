@@ -2,9 +2,10 @@
 
 **OSV folder** (``--k4c-osv-db DIR``): OSV JSON files as osv.dev publishes them, one advisory
 per ``*.json`` file, or the per-ecosystem ``all.zip`` archives, anywhere below DIR. Ranges are
-evaluated as the OSV schema says: the events of a range sorted by version, ``introduced`` turns
-"affected" on, ``fixed`` and ``limit`` turn it off at that version, ``last_affected`` after it;
-versions compared with the ecosystem's own ordering (PEP 440 via ``packaging`` for PyPI,
+evaluated as the OSV schema says: a version at or above every ``limit`` of a range is outside
+it (``limit`` bounds the whole range, it is no event of the timeline; ``"*"`` is infinity); then
+the other events sorted by version, ``introduced`` turns "affected" on, ``fixed`` turns it off at
+that version, ``last_affected`` after it; versions compared with the ecosystem's own ordering (PEP 440 via ``packaging`` for PyPI,
 Semantic Versioning 2.0 via ``semver`` for npm and Go, Go's leading ``v`` dropped). The
 ``versions`` list of an advisory counts too. Withdrawn advisories are ignored.
 
@@ -68,14 +69,25 @@ def _lt(a, b) -> bool:
 
 
 def in_range(ecosystem: str, version, events: list[dict[str, str]]) -> bool:
-    """Whether parsed ``version`` is affected by one OSV range's ``events`` (the schema's algorithm)."""
+    """Whether parsed ``version`` is affected by one OSV range's ``events`` (the schema's algorithm).
+
+    ``limit`` events are not part of the timeline: they bound the whole range from above. A version
+    is in the range only when it is below at least one limit (no limit: an implicit ``"*"``, i.e.
+    infinity; a limit containing ``*`` is infinity too), and then the timeline of ``introduced``,
+    ``fixed`` and ``last_affected`` events decides."""
     parsed = []
+    limits = []
     for e in events:
         kind = next((k for k in ("introduced", "fixed", "last_affected", "limit") if k in e), None)
-        if kind is not None:
+        if kind == "limit":
+            text = str(e[kind])
+            limits.append(None if "*" in text else parse_version(ecosystem, text))
+        elif kind is not None:
             parsed.append((parse_version(ecosystem, str(e[kind])), kind))
+    if limits and not any(at is None or _lt(version, at) for at in limits):
+        return False
     # Sorted by version; at one version "introduced" comes before the events ending a range.
-    order = {"introduced": 0, "last_affected": 1, "fixed": 1, "limit": 1}
+    order = {"introduced": 0, "last_affected": 1, "fixed": 1}
     parsed.sort(key=cmp_to_key(lambda x, y: _cmp(x[0], y[0]) or order.get(x[1], 2) - order.get(y[1], 2)))
     affected = False
     for at, kind in parsed:
@@ -84,8 +96,6 @@ def in_range(ecosystem: str, version, events: list[dict[str, str]]) -> bool:
         elif kind == "fixed" and not _lt(version, at):
             affected = False
         elif kind == "last_affected" and _lt(at, version):
-            affected = False
-        elif kind == "limit" and not _lt(version, at):
             affected = False
     return affected
 

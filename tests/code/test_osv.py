@@ -49,6 +49,31 @@ def test_limit_ends_the_range():
     assert affected("npm", "2.0.0", [{"introduced": "1.0.0"}, {"limit": "2.0.0"}]) is False
 
 
+@pytest.mark.parametrize("version, expected", [
+    ("0.1.0", True), ("1.9.9", True), ("2.0.0", False), ("2.5.0", False), ("3.0.0", False), ("3.5.0", False),
+])
+def test_limit_bounds_the_whole_range_not_only_the_timeline(version, expected):
+    # an "introduced" after the limit does not reopen the range: a limit is no "fixed" event
+    events = [{"introduced": "0"}, {"limit": "2.0.0"}, {"introduced": "3.0.0"}]
+    assert affected("npm", version, events) is expected
+
+
+@pytest.mark.parametrize("eco, version, expected", [
+    ("PyPI", "2.5", True), ("PyPI", "3.5", False), ("Go", "v2.5.0", True), ("Go", "v3.5.0", False),
+])
+def test_any_limit_above_the_version_keeps_it_in_range(eco, version, expected):
+    # several limits: below any one of them is inside; the timeline still decides
+    v = (lambda t: t) if eco == "PyPI" else (lambda t: t + ".0")
+    events = [{"introduced": v("1.0")}, {"limit": v("2.0")}, {"limit": v("3.0")}]
+    assert affected(eco, version, events) is expected
+
+
+def test_star_limit_is_infinity_and_timeline_still_decides():
+    assert affected("npm", "9.0.0", [{"introduced": "1.0.0"}, {"limit": "*"}]) is True
+    assert affected("npm", "1.5.0", [{"introduced": "1.0.0"}, {"fixed": "1.2.0"}, {"limit": "*"}]) is False
+    assert affected("npm", "0.5.0", [{"introduced": "1.0.0"}, {"limit": "2.0.0"}]) is False
+
+
 def _write(folder: Path, adv: dict) -> None:
     (folder / f"{adv['id']}.json").write_text(json.dumps(adv))
 
