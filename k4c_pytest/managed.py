@@ -181,7 +181,7 @@ OWNED_KEY = pytest.StashKey[ProviderOwned]()
 
 
 class ProviderHooks:
-    """``--k4c-provider``, the detection (once per process) and the hook that ends provider-owned
+    """``--k4c-provider``, the detection (once per target and process) and the hook that ends provider-owned
     controls N/A on a managed cluster. Registered by the k4c plugin in ``pytest_configure``."""
 
     def __init__(self, config: pytest.Config, run_key: pytest.StashKey):
@@ -191,22 +191,47 @@ class ProviderHooks:
         self.option = value
         self.run_key = run_key
         self.config = config
-        self._detection: Detection | None = None
+        # Per cluster target (None: the first, or the only one), detected on first use.
+        self._detections: dict[str | None, Detection] = {}
 
-    def detection(self) -> Detection:
-        """The provider of the run's cluster (the option, else detected on first use)."""
-        if self._detection is None:
-            self._detection = self._detect()
-        return self._detection
+    def detection(self, target: str | None = None) -> Detection:
+        """The provider of a cluster target (default: the run's first) -- the option, else
+        detected on first use, once per target and process."""
+        if target not in self._detections:
+            self._detections[target] = self._detect(target)
+        return self._detections[target]
 
-    def _detect(self) -> Detection:
+    def detection_for(self, item: pytest.Item) -> Detection:
+        """The provider that owns what ``item`` checks.
+
+        A control run against one cluster target (its id ends in the target) gets that target's
+        detection. Host and etcd controls are not tied to one target: with several clusters they
+        count as provider-owned only when every target is managed by the same provider -- a host
+        one can reach belongs to a self-managed cluster, so with mixed targets they run."""
+        run = self.config.stash.get(self.run_key, None)
+        names = run.target_names if run is not None else []
+        if len(names) <= 1 or self.option:
+            return self.detection()
+        target = run.item_target(item)
+        if target in names:
+            return self.detection(target)
+        each = {name: self.detection(name) for name in names}
+        providers = {d.provider for d in each.values()}
+        if len(providers) == 1 and None not in providers:
+            provider = providers.pop()
+            return Detection(provider, f"all {len(names)} cluster targets are {PROVIDERS[provider].title}: " +
+                             "; ".join(f"{n}: {d.basis}" for n, d in each.items()))
+        return Detection(None, "cluster targets differ: " +
+                         "; ".join(f"{n}: {d.provider or 'self-managed or unknown'}" for n, d in each.items()))
+
+    def _detect(self, target: str | None = None) -> Detection:
         if self.option == SELF_MANAGED:
             return Detection(None, f"{OPTION}={SELF_MANAGED}")
         if self.option:
             return Detection(self.option, f"{OPTION}={self.option}")
         run = self.config.stash.get(self.run_key, None)
         try:
-            source = run.cluster_source() if run is not None else None
+            source = run.cluster_source(target) if run is not None else None
         except NotApplicable:
             source = None
         if source is None:
@@ -245,7 +270,7 @@ class ProviderHooks:
         owned = item.stash.get(OWNED_KEY, None)
         if owned is None or item.get_closest_marker("control") is None:
             return
-        detection = self.detection()
+        detection = self.detection_for(item)
         if detection.managed:
             raise NotApplicable(owned.reason(detection))
 
