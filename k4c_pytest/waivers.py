@@ -9,10 +9,10 @@
         host: "node-*"                                  # optional: only these hosts/targets
 
 A waived control still runs. When its finding is covered it ends WAIVED (pytest's xfail) with
-the justification as the reason and its evidence kept underneath; when it passes, the waiver is
-*stale* and the report says so; an expired waiver is ignored (the control ends as it would
-without it) and the report says that too. A waiver never covers an ERROR: what k4c could not
-read is not a finding anyone accepted.
+the justification as the reason and its evidence kept underneath; when every control and target
+it matched passes, the waiver is *stale* and the report says so; an expired waiver is ignored
+(the control ends as it would without it) and the report says that too. A waiver never covers
+an ERROR: what k4c could not read is not a finding anyone accepted.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _KEYS = {"control", "justification", "owner", "expires", "resource", "host"}
 
 # Statuses of a waiver against one control, as the report shows them.
 APPLIED = "applied"        # the control failed and the waiver covers the finding: WAIVED
-STALE = "stale"            # the control passes now: the waiver has outlived its reason
+STALE = "stale"            # the control passes now (run-level: every control/target it matched passes)
 PARTIAL = "not covering"   # some offenders fall outside the waiver's resource pattern: FAIL stands
 UNUSED = "unused"          # the control ended N/A, MANUAL or ERROR: nothing to waive
 EXPIRED = "expired"        # past its expiration date: ignored
@@ -102,11 +102,26 @@ class Waivers:
             elif not uses:
                 status = NOT_RUN
             else:
-                statuses = {r["waiver"]["status"] for r in uses}
-                # The status that most needs a person's attention speaks for the waiver.
-                status = next(s for s in (PARTIAL, STALE, APPLIED, UNUSED) if s in statuses)
+                status = _overall({r["waiver"]["status"] for r in uses})
             out.append({**w.as_dict(), "status": status, "controls": sorted(r["nodeid"] for r in uses)})
         return out
+
+
+def _overall(statuses: set[str]) -> str:
+    """What became of a waiver that matched several controls or targets (a parametrized control,
+    several hosts or clusters), from what became of it on each.
+
+    A finding outside the resource pattern needs a person first (``not covering``); a waiver that
+    covered any finding is in use (``applied``), whatever it did elsewhere. It is ``stale`` only
+    when every control and target it matched passes: one that ended N/A, MANUAL or ERROR (nothing
+    was read there, or nothing to decide) gives no ground to say the waiver is no longer needed.
+    """
+    for status in (PARTIAL, APPLIED):
+        if status in statuses:
+            return status
+    if statuses == {STALE}:
+        return STALE
+    return UNUSED
 
 
 def _fail(where: str, message: str) -> pytest.UsageError:

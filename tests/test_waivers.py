@@ -137,6 +137,88 @@ def test_a_waiver_on_a_passing_control_is_stale(k4c):
     assert "STALE waiver (entry 1) T-PASS: the control passes now; remove the waiver" in out
 
 
+MIXED = '''
+import pytest
+from k4c_pytest import DataUnavailable
+
+@pytest.mark.control("T-MIXED", title="per target", severity="high")
+@pytest.mark.parametrize("target", ["prod-eu", "prod-us", "staging"])
+def test_mixed(evidence, target):
+    evidence.table("offenders", [{"kind": "Pod", "namespace": "apps", "name": target}] if target == "prod-us" else [])
+    assert target != "prod-us", f"{target}: 1 privileged pod"
+
+@pytest.mark.control("T-HALF", title="one unreadable target", severity="high")
+@pytest.mark.parametrize("target", ["prod-eu", "prod-us"])
+def test_half(target):
+    if target == "prod-us":
+        raise DataUnavailable("v1/pods", "HTTP 403 forbidden")
+'''
+
+
+def test_a_waiver_that_covers_a_finding_on_one_target_is_applied_not_stale(k4c, pytester):
+    """One waiver, one parametrized control: it passes on two targets and is waived on the third.
+    The waiver is in use; only the per-control records where the control passes say stale."""
+    pytester.makepyfile(test_targets=MIXED)
+    result, results = k4c("- control: T-MIXED\n  justification: the web pod needs it (SEC-7)\n  owner: ops\n",
+                          "-k", "mixed", "--html=report.html")
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    recs = _by_id(results)
+    assert {n: (r["outcome"], r["waiver"]["status"]) for n, r in recs.items()} == {
+        "test_mixed[prod-eu]": ("PASS", "stale"), "test_mixed[prod-us]": ("WAIVED", "applied"),
+        "test_mixed[staging]": ("PASS", "stale")}
+    [summary] = results["waivers"]
+    assert summary["status"] == "applied"
+    assert summary["controls"] == [f"test_targets.py::test_mixed[{t}]" for t in ("prod-eu", "prod-us", "staging")]
+    assert "STALE" not in out, out
+    assert "WAIVED T-MIXED (entry 1, owner ops): the web pod needs it (SEC-7)" in out
+    html = (pytester.path / "report.html").read_text()
+    assert '<tr class="k4c-waiver-applied">' in html and '<tr class="k4c-waiver-stale">' not in html
+    # Each passing target's evidence says the control passes there, and no part of the page
+    # tells anyone to remove a waiver that is covering a finding.
+    assert html.count("The control passes here: nothing to waive") == 2
+    assert "remove the waiver" not in html
+
+
+def test_a_waiver_is_stale_only_when_every_target_passes(k4c, pytester):
+    pytester.makepyfile(test_targets=MIXED)
+    # Every target passes: stale, and the terminal says so once.
+    result, results = k4c("- control: T-MIXED\n  justification: j\n", "-k", "mixed and not prod-us")
+    assert [r["waiver"]["status"] for r in results["controls"]] == ["stale", "stale"]
+    assert results["waivers"][0]["status"] == "stale"
+    assert result.stdout.str().count("STALE waiver (entry 1) T-MIXED: the control passes now; remove the waiver") == 1
+    # One target passes and one could not be read: nobody knows the waiver is no longer needed.
+    result, results = k4c("- control: T-HALF\n  justification: j\n", "-k", "half")
+    assert {r["outcome"] for r in results["controls"]} == {"PASS", "ERROR"}
+    assert results["waivers"][0]["status"] == "unused"
+    assert "STALE" not in result.stdout.str()
+
+
+def _use(entry: int, status: str, nodeid: str) -> dict:
+    return {"nodeid": nodeid, "waiver": {"entry": entry, "status": status}}
+
+
+@pytest.mark.parametrize(("statuses", "expected"), [
+    (["stale"], "stale"),
+    (["stale", "stale", "stale"], "stale"),
+    (["stale", "applied"], "applied"),
+    (["applied", "stale"], "applied"),
+    (["stale", "applied", "not covering"], "not covering"),
+    (["stale", "not covering"], "not covering"),
+    (["stale", "unused"], "unused"),
+    (["unused", "applied"], "applied"),
+    (["unused"], "unused"),
+])
+def test_summary_says_stale_only_when_every_use_is_stale(statuses, expected):
+    book = waivers.Waivers([waivers.Waiver(1, 1, "C", "j"), waivers.Waiver(2, 3, "D", "k")])
+    records = [_use(1, s, f"t.py::test_c[t{i}]") for i, s in enumerate(statuses)]
+    records.append(_use(2, "stale", "t.py::test_d"))  # another waiver's uses do not count
+    first, second = book.summary(records)
+    assert first["status"] == expected
+    assert first["controls"] == sorted(f"t.py::test_c[t{i}]" for i in range(len(statuses)))
+    assert second["status"] == "stale"
+
+
 @pytest.mark.parametrize("test", ["test_err", "test_bug"])
 def test_a_waiver_never_covers_an_error(k4c, test):
     result, results = k4c("- control: T-ERR\n  justification: x\n- control: T-BUG\n  justification: y\n",
