@@ -3,6 +3,7 @@ is not the project, so nothing depends on the current directory."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -139,6 +140,58 @@ def _demo_results(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+def _demo_secret_forms() -> dict[str, bytes]:
+    """Every secret-like value of the demo (each string of objects.yaml holding the canary) in the
+    forms a leak would show: as written, and base64-encoded as the API server stores a Secret's
+    ``stringData`` (a leaked Secret ``data`` holds only that form, without the canary in clear)."""
+    values: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, str) and demo.CANARY in node:
+            values.add(node)
+
+    walk(demo.objects())
+    forms = {}
+    for value in values:
+        forms[value] = value.encode()
+        forms["base64 of " + value] = base64.b64encode(value.encode())
+    return forms
+
+
+def _demo_leaks(data: bytes) -> list[str]:
+    """The demo's secret-like values (any form) found in ``data``; gzip is opened first."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return sorted(name for name, form in _demo_secret_forms().items() if form in data)
+
+
+def _demo_out_leaks(out: Path, *texts: str) -> dict[str, list[str]]:
+    """Secret-like demo values in any file the demo wrote below ``out`` or in ``texts``."""
+    found = {str(p.relative_to(out)): _demo_leaks(p.read_bytes()) for p in sorted(out.rglob("*")) if p.is_file()}
+    found.update({f"output {i}": _demo_leaks(t.encode()) for i, t in enumerate(texts)})
+    return {where: leaks for where, leaks in found.items() if leaks}
+
+
+def test_demo_secret_forms_cover_the_secrets_and_find_a_leak():
+    forms = _demo_secret_forms()
+    # Both Secrets' canary values are there, with the base64 form the API server stores.
+    secrets = [o for o in demo.objects() if o["kind"] == "Secret"]
+    values = [v for o in secrets for v in (o.get("stringData") or {}).values() if demo.CANARY in v]
+    assert len(values) == 2
+    for value in values:
+        assert forms["base64 of " + value] == base64.b64encode(value.encode())
+    leaked = json.dumps({"data": {"token": base64.b64encode(values[0].encode()).decode()}}).encode()
+    assert demo.CANARY.encode() not in leaked
+    assert _demo_leaks(gzip.compress(leaked)) == ["base64 of " + values[0]]
+    assert _demo_leaks(b'{"data": {"token": "<redacted>"}}') == []
+
+
 def test_demo_runs_every_suite_on_the_bundled_snapshot(elsewhere):
     res = k4c("demo", "--out", "demo-out", cwd=elsewhere)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -160,9 +213,11 @@ def test_demo_runs_every_suite_on_the_bundled_snapshot(elsewhere):
     html = (out / "report.html").read_text()
     # Evidence names the offenders of the demo's deliberately bad objects...
     assert "alice@example.com" in html and "ops-everything" in html and "billing-api" in html
-    # ...and no secret-like value of the demo reached the report or the results.
+    # ...and no secret-like value of the demo, in clear or base64, reached anything it wrote.
     assert demo.CANARY not in html
     assert demo.CANARY not in (out / "results.json").read_text()
+    assert (out / "bundle" / "manifest.json").is_file()
+    assert _demo_out_leaks(out, res.stdout, res.stderr) == {}
 
 
 def test_bundled_demo_snapshot_is_redacted_and_complete():
@@ -173,6 +228,11 @@ def test_bundled_demo_snapshot_is_redacted_and_complete():
         raw = gzip.decompress(path.read_bytes())
         doc = read_snapshot(path)
     assert demo.CANARY.encode() not in raw
+    assert _demo_leaks(raw) == []
+    # The Secrets are there, their keys kept, every value redacted.
+    secrets = {o["metadata"]["name"]: o for o in doc["kinds"]["v1/secrets"]["items"]}
+    assert secrets["billing-api"]["data"] == {"token": "<redacted>"}
+    assert secrets["web-db"]["data"] == {"password": "<redacted>", "username": "<redacted>"}
     assert {k.key for k in KNOWN_KINDS} <= set(doc["kinds"]), "stale demo snapshot: run scripts/make-demo-snapshot.py"
     # Built-in kinds were read; add-on kinds may be absent from the demo cluster (not served).
     assert all(v["status"] in ("listed", "not served") for v in doc["kinds"].values())
@@ -194,6 +254,8 @@ def test_demo_live_reaches_the_outcomes_of_the_bundled_snapshot(elsewhere):
     assert live.returncode == 0, live.stdout[-3000:] + live.stderr[-3000:]
     snap_results, live_results = _demo_results(elsewhere / "snap"), _demo_results(elsewhere / "live")
     assert live_results["target"]["mode"] == "live"
+    # The live run read the Secrets from a real API server (base64 data): nothing of them leaked.
+    assert _demo_out_leaks(elsewhere / "live", live.stdout, live.stderr) == {}
 
     def story(results):
         # Node controls look at this host, where --live runs its own kube-apiserver and etcd:
