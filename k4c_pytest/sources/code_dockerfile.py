@@ -106,16 +106,32 @@ def is_root(user: str) -> bool:
 
 def assignments(ins: Instruction) -> list[str]:
     """The variable names an ``ENV`` or ``ARG`` instruction sets (``ENV a=1 b=2``, ``ENV a 1``, ``ARG a``)."""
+    return [name for name, _ in assigned_values(ins)]
+
+
+def _words(text: str) -> list[str]:
+    try:
+        return shlex.split(text, posix=True)
+    except ValueError:  # an unbalanced quote: split on blanks, as the value stays in memory only
+        return text.split()
+
+
+def assigned_values(ins: Instruction) -> list[tuple[str, str | None]]:
+    """``(name, value)`` of each variable an ``ENV`` or ``ARG`` instruction sets, quotes removed;
+    ``None`` for an ``ARG`` without a default. The values are for the secret checks only: they
+    are never put in evidence."""
     value = ins.value.strip()
     if ins.instruction == "ARG":
-        return [w.split("=", 1)[0] for w in value.split()]
-    try:
-        words = shlex.split(value, posix=True)
-    except ValueError:
-        words = value.split()
-    if words and "=" not in words[0]:
-        return [words[0]]  # legacy form: ENV NAME value with spaces
-    return [w.split("=", 1)[0] for w in words if "=" in w]
+        out: list[tuple[str, str | None]] = []
+        for w in _words(value):
+            name, eq, default = w.partition("=")
+            out.append((name, default if eq else None))
+        return out
+    words = _words(value)
+    if words and "=" not in words[0]:  # legacy form: ENV NAME value with spaces
+        rest = value.split(None, 1)[1] if len(value.split(None, 1)) > 1 else ""
+        return [(words[0], " ".join(_words(rest)))]
+    return [(w.split("=", 1)[0], w.split("=", 1)[1]) for w in words if "=" in w]
 
 
 def parse(tree: SourceTree, path: Path) -> Dockerfile:

@@ -48,6 +48,33 @@ def _audited(baseline: dict[str, Any] | None) -> set[tuple[str, str, str]]:
     return out
 
 
+def value_secret_types(name: str, value: str, where: str) -> list[str]:
+    """The kinds of credential (``AWS Access Key``, ``Basic Auth Credentials``, ``GitHub Token``,
+    ``Secret Keyword``...) detect-secrets finds in a variable assignment ``name=value``.
+
+    For values detect-secrets does not judge in their own file: a Dockerfile's ``ENV``/``ARG``
+    values are unquoted there, and its keyword plugin only looks at quoted strings outside source
+    code. The assignment is scanned bare and quoted, with the credential plugins the image layer
+    uses on image ENV (:data:`k4c_pytest.sources.image_secrets.PLUGINS`): the high-entropy ones are
+    left out, as ENV values are full of checksums and GPG fingerprints. Only the kinds are
+    returned, never the secret. A plugin crashing is a DataUnavailable naming ``where`` (not the
+    exception's text, which may quote the value)."""
+    from k4c_pytest.sources.image_secrets import PLUGINS
+
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    found: list[str] = []
+    try:
+        from detect_secrets.core.scan import scan_line
+        from detect_secrets.settings import transient_settings
+
+        with transient_settings({"plugins_used": [{"name": p} for p in PLUGINS]}):
+            for line in (f"{name}={value}", f'{name}="{quoted}"'):
+                found += [s.type for s in scan_line(line)]
+    except Exception as exc:
+        raise DataUnavailable(where, f"detect-secrets failed on the value of {name}: {type(exc).__name__}") from None
+    return sorted(set(found))
+
+
 def scan(tree: SourceTree) -> dict[str, Any]:
     """Scan every text file of ``tree``: ``{"findings": [...], "audited": n, "files": n, "baseline": path|None}``.
 

@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from k4c_pytest.sources.code_dockerfile import assignments, is_root
+from k4c_pytest.sources.code_dockerfile import assigned_values, is_root
+from k4c_pytest.sources.code_secrets import value_secret_types
 
 CIS = "cis-docker-1.7"
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -89,21 +90,28 @@ def test_no_add_from_url(code, evidence):
     remediation="Pass build secrets with 'RUN --mount=type=secret' and runtime secrets as mounted files; ENV and "
                 "ARG values stay in the image's configuration and history.")
 def test_no_secrets_in_env_or_arg(code, evidence):
+    def types(df, line: int, name: str, value: str | None) -> str:
+        found = ["secret-like name"] if _SECRET_NAME.search(name) else []
+        if value:  # what the value is, whatever its name: detect-secrets' plugins
+            found += value_secret_types(name, value, f"{df.path}:{line}")
+        return ", ".join(found)
+
     offenders = []
     for df in code.dockerfiles():
         for stage in df.stages:
             for ins in stage.all("ENV", "ARG"):
-                for name in assignments(ins):
-                    if _SECRET_NAME.search(name):
+                for name, value in assigned_values(ins):
+                    if kind := types(df, ins.line, name, value):
                         offenders.append(_row(df, stage, ins, "dockerfile-secret", "critical",
-                                              instruction=ins.instruction, variable=name))
-        for name in df.global_args:
-            if _SECRET_NAME.search(name):
+                                              instruction=ins.instruction, variable=name, type=kind))
+        for name, value in df.global_args.items():
+            if kind := types(df, df.global_arg_lines[name], name, value):
                 offenders.append({"file": df.path, "line": df.global_arg_lines[name], "rule": "dockerfile-secret",
-                                  "severity": "critical",
-                                  "stage": "(global)", "instruction": "ARG", "variable": name})
-    evidence.note("Variables are matched by name (password, secret, token, key, credential...); values are never "
-                  "shown.")
+                                  "severity": "critical", "stage": "(global)", "instruction": "ARG",
+                                  "variable": name, "type": kind})
+    evidence.note("Variables are matched by name (password, secret, token, key, credential...) and their values by "
+                  "detect-secrets' plugins (AWS keys, credentials in URLs, tokens, high-entropy strings...); "
+                  "findings name the variable and the type, values are never shown.")
     evidence.table("secret-like ENV and ARG variables", offenders)
     assert not offenders, f"{len(offenders)} ENV/ARG variables look like secrets"
 
