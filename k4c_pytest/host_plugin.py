@@ -209,6 +209,7 @@ class ApiKubelets:
 
     def kubelets(self):
         __tracebackhide__ = True
+        from k4c_pytest.sources import kubelet_configz as configz
         from k4c_pytest.sources.host import Kubelet
 
         if self._kubelets is not None:
@@ -224,11 +225,12 @@ class ApiKubelets:
         for node in nodes:
             name = node["metadata"]["name"]
             path = f"/api/v1/nodes/{quote(name, safe='')}/proxy/configz"
-            doc = backend.get_json(path)
-            config = doc.get("kubeletconfig") if isinstance(doc, dict) else None
-            if not isinstance(config, dict):
-                raise DataUnavailable(path, "no \"kubeletconfig\" in the kubelet's configz answer")
-            out.append(Kubelet(name, config, "API nodes/proxy/configz"))
+            try:
+                config = configz.kubeletconfig(backend.get_json(path))
+            except configz.MalformedConfigz as exc:
+                raise DataUnavailable(path, str(exc)) from None
+            # The kubelet's JSON leaves out zero values (readOnlyPort 0, ...): put them back.
+            out.append(Kubelet(name, configz.effective(config), "API nodes/proxy/configz"))
         self._kubelets = out
         return out
 
