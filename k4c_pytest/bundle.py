@@ -9,6 +9,8 @@ A bundle is a folder (layout and guarantees in docs/bundle.md)::
     report.html         the pytest-html report (when pytest-html is installed and not disabled)
     snapshot.json.gz    what the run read of the cluster: the snapshot it evaluated, or, for a
                         live run or manifests, the kinds it listed (format 2, k4c_pytest.sources.cluster_snapshot)
+    snapshots/<t>.json.gz  with several --k4c-cluster targets: one such snapshot per target instead
+                        (the manifest's "snapshots" maps each target's name to its file)
     waivers.yaml        the --k4c-waivers file, as it was
     manifest.json       format, k4c version, times, target, totals, and the sha256 and size of every other file
     manifest.json.sig   Ed25519 signature of manifest.json's bytes (--k4c-sign-key)
@@ -43,6 +45,8 @@ OSCAL = "oscal.json"
 HTML = "report.html"
 WAIVERS = "waivers.yaml"
 SNAPSHOT = "snapshot.json.gz"
+#: With several cluster targets: the folder of their snapshots, one per target.
+SNAPSHOTS = "snapshots"
 #: Where xdist workers leave the kinds they read, merged into the snapshot by the controller.
 PARTS = ".k4c-parts"
 _MEDIA = {".json": "application/json", ".sarif": "application/sarif+json", ".xml": "application/xml",
@@ -318,9 +322,26 @@ def snapshot_in(root: str | Path) -> Path:
     name = manifest.get("snapshot")
     if not name:
         raise BundleError(f"{root}: the bundle holds no snapshot (the run had no cluster target)")
+    return _checked_file(root, manifest, name, "snapshot")
+
+
+def snapshots_in(root: str | Path) -> dict[str, Path]:
+    """Every cluster target's snapshot in a bundle, by target name, each checked against the
+    manifest; a bundle of a one-target run gives ``{"": path}``."""
+    root = Path(root)
+    manifest, _ = _read_manifest(root)
+    named = manifest.get("snapshots")
+    if not named:
+        return {"": snapshot_in(root)}
+    if not isinstance(named, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in named.items()):
+        raise BundleError(f"{root}/{MANIFEST}: \"snapshots\" must map target names to files")
+    return {target: _checked_file(root, manifest, name, "snapshot") for target, name in named.items()}
+
+
+def _checked_file(root: Path, manifest: dict[str, Any], name: str, what: str) -> Path:
     entry = manifest["files"].get(name)
     if not _safe_name(name) or not isinstance(entry, dict):
-        raise BundleError(f"{root}/{MANIFEST}: the snapshot {name!r} is not among its files")
+        raise BundleError(f"{root}/{MANIFEST}: the {what} {name!r} is not among its files")
     path = root / name
     if not path.is_file() or path.is_symlink():
         raise BundleError(f"{path}: missing")
@@ -392,20 +413,23 @@ def write_source_snapshot(path: Path, source, started_at: str) -> None:
 
 
 def write_worker_part(root: Path, worker_id: str, run) -> None:
-    """An xdist worker's share of the snapshot: the kinds its controls read."""
-    source = run.read_source()
-    if source is None:
-        return
-    parts = Path(root) / PARTS
-    parts.mkdir(exist_ok=True)
-    write_source_snapshot(parts / f"{worker_id}.json.gz", source, run.started_at)
+    """An xdist worker's share of the snapshots: the kinds its controls read, per cluster target
+    (``.k4c-parts/<target index>/<worker>.json.gz``)."""
+    for index, name in enumerate(run.target_names):
+        source = run.read_source(name)
+        if source is None:
+            continue
+        parts = Path(root) / PARTS / f"{index:04d}"
+        parts.mkdir(parents=True, exist_ok=True)
+        write_source_snapshot(parts / f"{worker_id}.json.gz", source, run.started_at)
 
 
-def _merge_parts(root: Path, out: Path, started_at: str) -> bool:
-    """Merge the workers' snapshots into one; a kind any worker listed is taken from that worker."""
+def _merge_parts(folder: Path, out: Path, started_at: str) -> bool:
+    """Merge the workers' snapshots of one target into one; a kind any worker listed is taken
+    from that worker."""
     from k4c_pytest.sources.cluster_snapshot import read_snapshot, snapshot_lines, write_snapshot_file
 
-    parts = sorted((root / PARTS).glob("*.json.gz")) if (root / PARTS).is_dir() else []
+    parts = sorted(folder.glob("*.json.gz")) if folder.is_dir() else []
     if not parts:
         return False
     if len(parts) == 1:
@@ -443,33 +467,58 @@ def _copy(src: str | Path | None, dest: Path) -> bool:
     return True
 
 
-def _bundle_snapshot(root: Path, run) -> str | None:
-    """Put what the run read of the cluster into the bundle; returns its name, or None."""
+def _file_names(targets: list[str]) -> dict[str, str]:
+    """A distinct, safe file name below ``snapshots/`` for each target name."""
+    import re
+
+    names: dict[str, str] = {}
+    for target in targets:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("._") or "target"
+        name, n = f"{SNAPSHOTS}/{stem}.json.gz", 1
+        while name in names.values():
+            n += 1
+            name = f"{SNAPSHOTS}/{stem}-{n}.json.gz"
+        names[target] = name
+    return names
+
+
+def _bundle_snapshot(root: Path, run) -> tuple[str | None, dict[str, str]]:
+    """Put what the run read of each cluster target into the bundle; returns the first target's
+    file (None without a target) and, with several targets, every target's file by name."""
     target = run.target()
     mode = target.get("mode")
     if mode is None:
-        return None
+        return None, {}
     if mode == "snapshot":
-        src = Path(target["snapshot"])
-        with open(src, "rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
-        name = SNAPSHOT if gz else "snapshot.json"
-        shutil.copyfile(src, root / name)
-        return name
-    out = root / SNAPSHOT
+        # Evaluated from snapshots: they are what was read, copied as they are.
+        copied: dict[str, str] = {}
+        names = _file_names(run.target_names) if run.multi_target else {run.target_names[0]: SNAPSHOT}
+        for name, file in names.items():
+            src = Path(run.target(name)["snapshot"])
+            with open(src, "rb") as fh:
+                gz = fh.read(2) == b"\x1f\x8b"
+            copied[name] = file if gz else file.removesuffix(".gz")
+            (root / copied[name]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, root / copied[name])
+        return copied[run.target_names[0]], (copied if run.multi_target else {})
+    names = _file_names(run.target_names) if run.multi_target else {run.target_names[0]: SNAPSHOT}
     # Under xdist the workers left their parts already; the controller may have read kinds too
     # (the image plugin lists workloads there to find the images to check).
     write_worker_part(root, "controller", run)
-    if not _merge_parts(root, out, run.started_at):
-        # No control read the cluster: the snapshot still says what was targeted.
-        from k4c_pytest.sources.cluster_snapshot import snapshot_lines, write_snapshot_file
+    for index, (name, file) in enumerate(names.items()):
+        out = root / file
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not _merge_parts(root / PARTS / f"{index:04d}", out, run.started_at):
+            # No control read this target: the snapshot still says what was targeted.
+            from k4c_pytest.sources.cluster_snapshot import snapshot_lines, write_snapshot_file
 
-        header = {"k4c_version": __version__, "started_at": run.started_at, "finished_at": _now(),
-                  "target": {k: v for k, v in target.items() if k != "server_version"},
-                  "server_version": target.get("server_version"), "kinds": {}}
-        write_snapshot_file(out, snapshot_lines(header, {}))
+            t = run.target(name)
+            header = {"k4c_version": __version__, "started_at": run.started_at, "finished_at": _now(),
+                      "target": {k: v for k, v in t.items() if k != "server_version"},
+                      "server_version": t.get("server_version"), "kinds": {}}
+            write_snapshot_file(out, snapshot_lines(header, {}))
     shutil.rmtree(root / PARTS, ignore_errors=True)
-    return SNAPSHOT
+    return names[run.target_names[0]], (names if run.multi_target else {})
 
 
 def write_bundle(root: str | Path, run, *, junit: str | Path | None = None, html: str | Path | None = None,
@@ -493,7 +542,7 @@ def write_bundle(root: str | Path, run, *, junit: str | Path | None = None, html
         assets = Path(html).parent / "assets"
         if assets.is_dir() and assets.resolve() != (root / "assets").resolve():
             shutil.copytree(assets, root / "assets", dirs_exist_ok=True)
-    snapshot = _bundle_snapshot(root, run)
+    snapshot, snapshots = _bundle_snapshot(root, run)
     if waivers:
         shutil.copyfile(waivers, root / WAIVERS)
     evidence = [Evidence(name, name, sha256_file(root / name), _media_type(name))
@@ -503,6 +552,9 @@ def write_bundle(root: str | Path, run, *, junit: str | Path | None = None, html
     info = {"started_at": results["started_at"], "finished_at": results["finished_at"],
             "exit_status": results["exit_status"], "target": results["target"], "totals": results["totals"],
             "snapshot": snapshot}
+    if snapshots:
+        info["targets"] = results["targets"]
+        info["snapshots"] = snapshots
     return write_manifest(root, info, signing_key)
 
 
@@ -510,13 +562,15 @@ def describe(manifest: dict[str, Any]) -> str:
     """One line naming a bundle's run: when, what, outcomes."""
     target = manifest.get("target") or {}
     what = target.get("context") or target.get("snapshot") or target.get("manifests") or "no cluster target"
+    if len(manifest.get("snapshots") or ()) > 1:
+        what = f"{len(manifest['snapshots'])} clusters: {', '.join(manifest['snapshots'])}"
     totals = ", ".join(f"{n} {o}" for o, n in (manifest.get("totals") or {}).items() if n)
     return (f"k4c {manifest.get('k4c_version')} run finished {manifest.get('finished_at')}, "
             f"{target.get('mode') or 'no'} target {what}" + (f": {totals}" if totals else ""))
 
 
 __all__ = ["BundleError", "Bundle", "Verification", "write_bundle", "read_bundle", "verify_bundle",
-           "snapshot_in", "read_manifest", "load_results", "load_private_key", "load_public_key", "key_id", "check_dir",
+           "snapshot_in", "snapshots_in", "read_manifest", "load_results", "load_private_key", "load_public_key", "key_id", "check_dir",
            "describe", "write_worker_part", "FORMAT", "VERSION", "MANIFEST", "SIGNATURE", "RESULTS",
            "SARIF", "JUNIT", "OSCAL", "HTML", "WAIVERS", "SNAPSHOT"]
 

@@ -108,22 +108,28 @@ class Run:
             bundled_mode = None
             if path.is_dir():
                 # An evidence bundle (--k4c-bundle): evaluate the snapshot it holds, once its hash
-                # matches the manifest (a changed snapshot is never evaluated).
-                from k4c_pytest.bundle import BundleError, read_manifest, snapshot_in
+                # matches the manifest (a changed snapshot is never evaluated). A bundle of several
+                # cluster targets holds one snapshot per target: each is a target again, by its name.
+                from k4c_pytest.bundle import BundleError, read_manifest, snapshots_in
 
                 try:
                     bundled_mode = (read_manifest(path).get("target") or {}).get("mode")
-                    path = snapshot_in(path)
+                    bundled = snapshots_in(path)
                 except BundleError as exc:
                     raise pytest.UsageError(f"--k4c-snapshot: {exc}") from None
+                if len(bundled) > 1:
+                    from k4c_pytest.sources.cluster_snapshot import SnapshotBackend
+
+                    backends = {name: SnapshotBackend(file) for name, file in bundled.items()}
+                path = next(iter(bundled.values()))
             if not path.is_file():
                 raise pytest.UsageError(f"--k4c-snapshot: {snapshot}: no such file (write one with 'k4c collect')")
             if not os.access(path, os.R_OK):
                 raise pytest.UsageError(f"--k4c-snapshot: {snapshot}: not readable")
             from k4c_pytest.sources.cluster_snapshot import SnapshotBackend
 
-            backend = SnapshotBackend(path)
-            if bundled_mode == "manifests":
+            backend = SnapshotBackend(path) if not backends else None
+            if bundled_mode == "manifests" and backend is not None:
                 # What was read from manifests is judged as manifests again (controls that need a
                 # server, such as the version checks, stay N/A), so the outcomes are the same.
                 backend.mode = "manifests"
@@ -157,11 +163,12 @@ class Run:
             self._sources[name] = ClusterSource(self._backends[name])
         return self._sources[name]
 
-    def read_source(self):
-        """The first target's ClusterSource if a control read it, else None (no request is made).
-
-        The evidence bundle's snapshot holds what was read of this first target only."""
-        return self._sources.get(self.target_names[0]) if self._backends else None
+    def read_source(self, name: str | None = None):
+        """The ClusterSource of target ``name`` (default: the first) if a control read it, else
+        None (no request is made). The evidence bundle's snapshots hold what was read."""
+        if not self._backends:
+            return None
+        return self._sources.get(self.target_names[0] if name is None else name)
 
     def target(self, name: str | None = None) -> dict[str, Any]:
         """What target ``name`` (default: the first) is: mode, context or path, server version."""

@@ -1,0 +1,83 @@
+"""Evidence bundles of runs with several cluster targets: one snapshot per target, each
+re-evaluated offline as its own target to the same outcomes.
+
+Two contexts of the session's real API server stand in for two clusters that differ: ``a`` is
+the admin (it lists everything), ``r`` the restricted user (HTTP 403 on everything), so their
+outcomes and their snapshots differ and a mixed-up snapshot would show.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k4c_pytest import bundle
+from k4c_pytest.sources.cluster_snapshot import read_snapshot
+from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, add_kubeconfig_context
+
+SUITES = Path(__file__).resolve().parents[1] / "suites"
+XDIST = ["-p", "xdist", "-n", "2"]
+
+
+def _fleet(src: Path, dest: Path, contexts: dict[str, str]) -> Path:
+    cfg = yaml.safe_load(src.read_text())
+    for new, old in contexts.items():
+        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == old)
+        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
+        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
+        add_kubeconfig_context(dest, new, cluster["server"], base64.b64decode(cluster["certificate-authority-data"]),
+                               base64.b64decode(user["client-certificate-data"]),
+                               base64.b64decode(user["client-key-data"]), cluster=f"cluster-{new}")
+    return dest
+
+
+@pytest.mark.controlplane
+@pytest.mark.parametrize("workers", [[], XDIST], ids=["serial", "xdist"])
+def test_a_multi_cluster_bundle_holds_a_snapshot_per_target_and_reevaluates_each(
+        k4c_control_plane, run_k4c, tmp_path, workers):
+    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r/x": RESTRICTED})
+    live_dir, offline_dir = tmp_path / "live", tmp_path / "offline"
+    paths = [SUITES / "cluster" / "test_rbac.py", SUITES / "cluster" / "test_namespaces.py"]
+    live = run_k4c("--k4c-cluster=a", "--k4c-cluster=r/x", f"--k4c-kubeconfig={kubeconfig}",
+                   f"--k4c-bundle={live_dir}", *workers, paths=paths)
+    manifest = json.loads((live_dir / bundle.MANIFEST).read_text())
+    assert manifest["snapshots"] == {"a": "snapshots/a.json.gz", "r/x": "snapshots/r_x.json.gz"}
+    assert manifest["snapshot"] == "snapshots/a.json.gz"
+    assert [t["name"] for t in manifest["targets"]] == ["a", "r/x"]
+    assert not (live_dir / bundle.SNAPSHOT).exists() and not (live_dir / bundle.PARTS).exists()
+    # Each snapshot holds its own target's reads: everything listed for a, everything forbidden for r/x.
+    snaps = {t: read_snapshot(live_dir / f) for t, f in manifest["snapshots"].items()}
+    assert snaps["a"]["target"]["context"] == "a" and snaps["r/x"]["target"]["context"] == "r/x"
+    assert snaps["a"]["kinds"] and {e["status"] for e in snaps["a"]["kinds"].values()} == {"listed"}
+    assert snaps["r/x"]["kinds"] and {e["status"] for e in snaps["r/x"]["kinds"].values()} == {"forbidden"}
+    assert set(snaps["r/x"]["kinds"]) < set(snaps["a"]["kinds"])
+
+    offline = run_k4c(f"--k4c-snapshot={live_dir}", f"--k4c-bundle={offline_dir}", *workers, paths=paths)
+    assert [t["name"] for t in offline.results["targets"]] == ["a", "r/x"]
+    assert {t["mode"] for t in offline.results["targets"]} == {"snapshot"}
+    outcomes = {r["nodeid"]: r["outcome"] for r in live.controls}
+    assert {r["target"] for r in live.controls} == {"a", "r/x"}
+    assert {o for n, o in outcomes.items() if n.endswith("[r/x]")} == {"ERROR"}
+    assert "ERROR" not in {o for n, o in outcomes.items() if n.endswith("[a]")}
+    assert {r["nodeid"]: r["outcome"] for r in offline.controls} == outcomes
+    assert {r["nodeid"]: r["target"] for r in offline.controls} == {r["nodeid"]: r["target"] for r in live.controls}
+    # The offline bundle carries both targets on, and both bundles verify.
+    assert json.loads((offline_dir / bundle.MANIFEST).read_text())["snapshots"].keys() == {"a", "r/x"}
+    for root in (live_dir, offline_dir):
+        assert bundle.verify_bundle(root).ok, root
+
+
+@pytest.mark.controlplane
+def test_a_changed_target_snapshot_is_never_evaluated(k4c_control_plane, run_k4c, tmp_path):
+    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "b": ADMIN})
+    live_dir = tmp_path / "live"
+    run_k4c("--k4c-cluster=a", "--k4c-cluster=b", f"--k4c-kubeconfig={kubeconfig}", f"--k4c-bundle={live_dir}",
+            paths=[SUITES / "cluster" / "test_namespaces.py"])
+    (live_dir / "snapshots" / "b.json.gz").write_bytes(b"\x1f\x8b tampered")
+    res = run_k4c(f"--k4c-snapshot={live_dir}", paths=[SUITES / "cluster" / "test_namespaces.py"])
+    assert res.ret == 4
+    assert "snapshots/b.json.gz: changed since the bundle was written" in res.stdout
