@@ -334,8 +334,17 @@ class Endpoint:
         """What plain HTTP does at this endpoint: ``{"url", "served", "status", "location", "note"}``.
 
         For an ``http://`` URL, that URL (unreachable: ERROR). For ``https://`` on port 443,
-        ``http://host/`` on port 80 (nothing listening there counts as not served). For another
-        port the plain-HTTP counterpart is unknown: ``url`` is None and the note says so."""
+        ``http://host/`` on port 80 (nothing listening there counts as not served). For
+        ``https://`` on another port the plain-HTTP counterpart is unknown (no port pairs with
+        it by convention): NotApplicable, once the HTTPS side is known to answer, naming the
+        ``http://`` URL to give instead. Nothing is guessed, so nothing passes unchecked."""
+        __tracebackhide__ = True
+        if self.is_tls and self.port != 443:
+            self.tls()  # an unreachable endpoint ERRORs, as every other control does
+            raise NotApplicable(
+                f"{self.url} is HTTPS on port {self.port}, which has no conventional plain-HTTP "
+                f"counterpart, so no redirect was checked: give the http:// URL that should redirect "
+                f"here with --k4c-url (e.g. --k4c-url http://{self._url_host()}{self.path})")
 
         def compute():
             if not self.is_tls:
@@ -343,12 +352,7 @@ class Endpoint:
                 return {"url": self.url, "served": True, "status": resp.status,
                         "location": resp.header("location") or "", "note": ""}
             self.tls()
-            if self.port != 443:
-                return {"url": None, "served": False, "status": None, "location": "",
-                        "note": f"plain HTTP counterpart of port {self.port} unknown: give its http:// URL "
-                                "with --k4c-url to check that it redirects"}
-            http_url = urlunsplit(("http", self.host if ":" not in self.host else f"[{self.host}]",
-                                   self.path, "", ""))
+            http_url = urlunsplit(("http", self._url_host(), self.path, "", ""))
             try:
                 socket.create_connection((self.host, 80), timeout=self.timeout).close()
             except OSError as exc:
@@ -359,6 +363,10 @@ class Endpoint:
                     "location": resp.header("location") or "", "note": ""}
 
         return self._cached("plain_http", compute)
+
+    def _url_host(self) -> str:
+        """The host as a URL writes it (an IPv6 literal in brackets)."""
+        return self.host if ":" not in self.host else f"[{self.host}]"
 
 
 class EndpointSource:

@@ -66,6 +66,7 @@ def _csp_directives(value: str) -> dict[str, str]:
                      remediation="Serve the application over HTTPS only; answer every plain-HTTP request with a "
                                  "301/308 redirect to the same path over https://.")
 def test_tls_only(endpoint, evidence):
+    # N/A for https:// on a port other than 443: its plain-HTTP side is unknown, give the http:// URL.
     http = endpoint.plain_http()
     if http["note"]:
         evidence.note(http["note"])

@@ -82,6 +82,9 @@ def test_redirects_are_followed_on_the_same_host_only(web):
 
 
 def test_plain_http_side_of_an_https_url(web):
-    assert Endpoint(web.good.url).plain_http()["url"] is None  # custom port: counterpart unknown
+    with pytest.raises(NotApplicable, match=f"HTTPS on port {web.good.port}, which has no conventional"):
+        Endpoint(web.good.url).plain_http()  # custom port: counterpart unknown
+    with pytest.raises(DataUnavailable, match="connection refused"):
+        Endpoint(web.closed).plain_http()  # but unreachable is still unreachable
     assert Endpoint(web.redirect.url).plain_http() == {
         "url": web.redirect.url, "served": True, "status": 301, "location": web.good.url, "note": ""}
