@@ -115,6 +115,8 @@ def pytest_configure(config: pytest.Config) -> None:
         check_oscal(config.getoption("k4c_oscal"))
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(RunHooks(run, config), "k4c-run")
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_WorkerUsageErrors(), "k4c-worker-usage-errors")
     if config.getoption("k4c_bundle") or config.getoption("k4c_sign_key"):
         _configure_bundle(config, run)
     if config.getoption("htmlpath", None):
@@ -235,12 +237,33 @@ def _layer(item: pytest.Item, control: controls.Control) -> str:
     return "other"
 
 
+#: Attribute of the collection report an xdist worker sends for a usage error found at collection.
+_USAGE_ERROR_ATTR = "k4c_usage_error"
+
+
 def _unknown_benchmark(config: pytest.Config, message: str) -> None:
+    """A bad option value only collection can judge (a benchmark no catalog or collected control
+    knows, a waiver or attestation naming no collected control): a usage error, exit status 4.
+
+    Without xdist it is raised here. Under xdist only the workers collect, and a worker cannot
+    end the run with a UsageError (the controller would see a crash): it sends a failed
+    collection report marked as a usage error, and the controller raises the UsageError when it
+    receives it (:class:`_WorkerUsageErrors`), so the run ends the same way with the same message.
+    """
     if not hasattr(config, "workerinput"):
         raise pytest.UsageError(message)
-    # An xdist worker cannot end the run with a UsageError (the controller sees a crash);
-    # a failed collection report reaches the controller and stops the run cleanly.
-    config.hook.pytest_collectreport(report=pytest.CollectReport("", "failed", message, []))
+    config.hook.pytest_collectreport(report=pytest.CollectReport("", "failed", message, [],
+                                                                 **{_USAGE_ERROR_ATTR: message}))
+
+
+class _WorkerUsageErrors:
+    """Registered in the process that is no xdist worker: a worker's usage error ends the run."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        message = getattr(report, _USAGE_ERROR_ATTR, None)
+        if message:
+            raise pytest.UsageError(message)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -153,19 +153,29 @@ def test_page_size_not_a_number(controls):
     assert "argument --k4c-page-size: invalid int value: 'many'" in message
 
 
+UNKNOWN_BENCHMARK = ("--k4c-benchmark: unknown benchmark cis-k8s-9.9 (known: acme-policy-2, cis-aws-3.0, "
+                     "cis-docker-1.7, cis-eks-1.5, cis-k8s-1.10, nist-ssdf-1.1, nsa-cisa-1.2, owasp-asvs-4.0.3, pss)")
+
+
 def test_unknown_benchmark_lists_known_ones_including_those_controls_use(controls):
-    assert usage_error(controls, "--k4c-benchmark=cis-k8s-9.9") == (
-        "--k4c-benchmark: unknown benchmark cis-k8s-9.9 (known: acme-policy-2, cis-aws-3.0, cis-docker-1.7, "
-        "cis-eks-1.5, cis-k8s-1.10, nist-ssdf-1.1, nsa-cisa-1.2, owasp-asvs-4.0.3, pss)")
+    assert usage_error(controls, "--k4c-benchmark=cis-k8s-9.9") == UNKNOWN_BENCHMARK
 
 
-def test_unknown_benchmark_under_xdist_stops_the_run_cleanly(controls):
-    result = controls.runpytest("-p", "no:cacheprovider", "-n", "2", "--k4c-benchmark=cis-k8s-9.9")
-    out = result.stdout.str() + result.stderr.str()
-    # xdist turns it into a collection error of the session: no control runs.
-    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
-    assert "INTERNALERROR" not in out and "Traceback" not in out, out
-    result.stdout.fnmatch_lines(["*--k4c-benchmark: unknown benchmark cis-k8s-9.9 (known: *", "*= 1 error in *"])
+def test_unknown_benchmark_under_xdist_is_the_same_usage_error(controls):
+    """Only xdist's workers collect; the controller ends the run with the worker's usage error
+    (exit status 4, the same message, no results file)."""
+    results = controls.path / "results.json"
+    assert usage_error(controls, "-n", "2", "--k4c-benchmark=cis-k8s-9.9", f"--k4c-json={results}") == \
+        UNKNOWN_BENCHMARK
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("benchmark, expected", [("acme-policy-2", ["T-ACME"]), ("pss", ["T-BOTH"])])
+def test_known_benchmark_under_xdist_selects_controls(controls, benchmark, expected):
+    """A benchmark only a collected control knows (no catalog) is no usage error under xdist either."""
+    result, results = _run_json(controls, "-n", "2", f"--k4c-benchmark={benchmark}")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    assert sorted(r["id"] for r in results["controls"]) == expected
 
 
 def _run_json(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:

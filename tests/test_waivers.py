@@ -305,10 +305,10 @@ def test_an_unknown_control_id_is_a_usage_error_naming_the_entry(k4c):
                        "no collected control has it")
 
 
-def test_an_unknown_control_id_under_xdist_stops_the_run_cleanly(k4c):
+def test_an_unknown_control_id_under_xdist_is_a_usage_error(k4c):
     result, _ = k4c("- control: NOPE\n  justification: j\n", "-p", "xdist", "-n", "2")
     out = result.stdout.str() + result.stderr.str()
-    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out
     assert "INTERNALERROR" not in out and "Traceback" not in out, out
     assert "unknown control id NOPE" in out
 
