@@ -148,8 +148,41 @@ def load_input(arg: str, *, verify: bool = True, public_key=None) -> Input:
     return Input(label or default_label(results, path), path, kind, results, report, verified, notes)
 
 
+def split_targets(inp: Input) -> list[Input]:
+    """The inputs of one run with several targets (``--k4c-cluster`` or ``--k4c-aws-profile``
+    given several times): a column per target, its controls under their ids without the target
+    parameter (so they line up with single-target runs), and the controls tied to no target
+    (images, hosts, code) in a column of their own. A one-target run stays one input."""
+    records = inp.results.get("controls") or []
+    names = list(dict.fromkeys(r["target"] for r in records if r.get("target")))
+    if len(names) < 2:
+        return [inp]
+    from k4c_pytest.run import _untargeted
+
+    described = {t.get("name"): t for t in inp.results.get("targets") or [] if isinstance(t, dict)}
+    named = inp.label != default_label(inp.results, inp.path)  # LABEL=PATH given
+    out = []
+    for name in names:
+        # The row key drops the target; the cell keeps the node id, which the report's anchors use.
+        mine = [{**r, "row_nodeid": _untargeted(r.get("nodeid", ""), name)} for r in records if r.get("target") == name]
+        target = {k: v for k, v in described.get(name, {"mode": "aws", "profile": name}).items() if k != "name"}
+        out.append(_part(inp, f"{inp.label}/{name}" if named else name, mine, target))
+    rest = [r for r in records if not r.get("target")]
+    if rest:
+        out.append(_part(inp, f"{inp.label if named else inp.path} (no target)", rest, {"mode": None}))
+    return out
+
+
+def _part(inp: Input, label: str, records: list[dict[str, Any]], target: dict[str, Any]) -> Input:
+    totals = dict.fromkeys(ALL, 0)
+    for r in records:
+        totals[r["outcome"]] = totals.get(r["outcome"], 0) + 1
+    results = {**inp.results, "target": target, "controls": records, "totals": totals}
+    return Input(label, inp.path, inp.kind, results, inp.report, inp.verified, list(inp.notes))
+
+
 def load_inputs(args: Sequence[str], *, verify: bool = True, public_key=None) -> list[Input]:
-    inputs = [load_input(a, verify=verify, public_key=public_key) for a in args]
+    inputs = [part for a in args for part in split_targets(load_input(a, verify=verify, public_key=public_key))]
     seen: dict[str, int] = {}
     for inp in inputs:
         # Two inputs of one target (two snapshots of one context) stay two columns.
@@ -164,7 +197,7 @@ def load_inputs(args: Sequence[str], *, verify: bool = True, public_key=None) ->
 def row_key(record: dict[str, Any]) -> str:
     """A control id, plus the parameter set of a parametrized control (``[node-a]``): node ids
     themselves differ between runs from a checkout and from the installed package."""
-    nodeid = record.get("nodeid", "")
+    nodeid = record.get("row_nodeid") or record.get("nodeid", "")
     param = nodeid[nodeid.index("["):] if "[" in nodeid and nodeid.endswith("]") else ""
     return record["id"] + param
 

@@ -81,3 +81,32 @@ def test_a_changed_target_snapshot_is_never_evaluated(k4c_control_plane, run_k4c
     res = run_k4c(f"--k4c-snapshot={live_dir}", paths=[SUITES / "cluster" / "test_namespaces.py"])
     assert res.ret == 4
     assert "snapshots/b.json.gz: changed since the bundle was written" in res.stdout
+
+
+@pytest.mark.controlplane
+def test_merge_splits_a_multi_cluster_bundle_into_a_column_per_target(k4c_control_plane, run_k4c, tmp_path, capsys):
+    from k4c_pytest import cli
+
+    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
+    fleet_dir, single_dir = tmp_path / "fleet", tmp_path / "single"
+    paths = [SUITES / "cluster" / "test_namespaces.py", SUITES / "code" / "test_ci.py"]
+    fleet = run_k4c("--k4c-cluster=a", "--k4c-cluster=r", f"--k4c-kubeconfig={kubeconfig}",
+                    f"--k4c-bundle={fleet_dir}", f"--k4c-source={tmp_path}", paths=paths)
+    single = run_k4c(f"--k4c-cluster={ADMIN}", f"--k4c-kubeconfig={k4c_control_plane.kubeconfig}",
+                     f"--k4c-bundle={single_dir}", paths=paths[:1])
+    out = tmp_path / "merged.json"
+    capsys.readouterr()
+    assert cli.main(["merge", str(fleet_dir), str(single_dir), "-o", str(out)]) == 0, capsys.readouterr()
+    doc = json.loads(out.read_text())
+    labels = [t["label"] for t in doc["targets"]]
+    assert labels == ["a", "r", f"{fleet_dir} (no target)", ADMIN], labels
+    assert [t["target"].get("context") for t in doc["targets"][:2]] == ["a", "r"]
+    # One row per control: the fleet's per-target runs line up with the single-cluster run.
+    (row,) = [r for r in doc["controls"] if r["id"] == "K4C-CL-NS-001"]
+    assert row["key"] == "K4C-CL-NS-001"
+    outcomes = {label: cell["outcome"] for label, cell in row["outcomes"].items()}
+    live = {r["target"]: r["outcome"] for r in fleet.controls if r["id"] == "K4C-CL-NS-001"}
+    assert outcomes == {"a": live["a"], "r": "ERROR", ADMIN: single.control("K4C-CL-NS-001")["outcome"]}
+    # The code control belongs to no cluster: it sits in the fleet run's own column only.
+    code = [r for r in doc["controls"] if r["layer"] == "code"]
+    assert code and all(set(r["outcomes"]) == {f"{fleet_dir} (no target)"} for r in code)
