@@ -2,13 +2,17 @@
 Benchmark v1.10, sections 1.2, 1.3 and 1.4.
 
 Each control runs once per ``--k4c-hosts`` entry and reads the flags of the running process
-(or, when it is not visible, of its static pod manifest). A host without the component makes
-the control N/A there. A flag left out counts with the component's default value.
+(or, when it is not visible, of its static pod manifest), and the configuration files they name
+(``--authorization-config``, ``--encryption-provider-config``). A host without the component
+makes the control N/A there. A flag left out counts with the component's default value; a file
+named by a flag that cannot be read or parsed makes the control ERROR, naming the file.
 """
 
 from __future__ import annotations
 
 import pytest
+
+from k4c_pytest import DataUnavailable
 
 CIS = "cis-k8s-1.10"
 APISERVER, CONTROLLER_MANAGER, SCHEDULER = "kube-apiserver", "kube-controller-manager", "kube-scheduler"
@@ -101,39 +105,65 @@ def test_apiserver_kubelet_ca(host, evidence):
     assert not rows, f"{len(rows)} kube-apiserver instances do not verify kubelet certificates"
 
 
-def _authz_modes(c) -> list[str]:
-    return c.list("authorization-mode") or (["(authorization config file)"] if c.is_set("authorization-config")
-                                            else ["AlwaysAllow"])
+def _authorizers(host, c) -> tuple[list[str], str]:
+    """The authorizers kube-apiserver runs, in order, and how to say where they come from: the
+    ``authorizers[].type`` of its --authorization-config file (an AuthorizationConfiguration),
+    else --authorization-mode (AlwaysAllow when neither is set: kube-apiserver's default)."""
+    path = c.get("authorization-config")
+    if not path:
+        modes = c.list("authorization-mode")
+        if not modes:
+            return ["AlwaysAllow"], "--authorization-mode=AlwaysAllow (default)"
+        return modes, f"--authorization-mode={','.join(modes)}"
+    where = f"{path} on {host.name}"
+    if c.is_set("authorization-mode"):
+        raise DataUnavailable(where, "both --authorization-config and --authorization-mode are set; kube-apiserver "
+                                     "refuses to start with both, so which authorizers run cannot be told")
+    doc = host.read_config(path, "AuthorizationConfiguration", what="the --authorization-config file")
+    authorizers = doc.get("authorizers")
+    if not isinstance(authorizers, list) or not authorizers:
+        raise DataUnavailable(where, "the AuthorizationConfiguration lists no authorizers")
+    types = [a.get("type") if isinstance(a, dict) else None for a in authorizers]
+    if not all(isinstance(t, str) and t for t in types):
+        raise DataUnavailable(where, "an authorizer of the AuthorizationConfiguration has no type")
+    return types, f"authorizers in {path}: {','.join(types)}"
+
+
+def _authorizer_missing(host, want: str):
+    def problem(c):
+        types, shown = _authorizers(host, c)
+        return None if want in types else shown
+    return problem
 
 
 @pytest.mark.control(
     "K4C-CL-API-005", title="kube-apiserver authorization is not AlwaysAllow", severity="critical",
     benchmarks={CIS: ["1.2.6"]},
-    remediation="Set --authorization-mode=Node,RBAC (never AlwaysAllow).")
+    remediation="Set --authorization-mode=Node,RBAC (never AlwaysAllow), or list Node and RBAC (and no "
+                "AlwaysAllow) in the --authorization-config file's authorizers.")
 def test_apiserver_not_always_allow(host, evidence):
-    rows = _check(host, evidence, APISERVER, "AlwaysAllow authorization",
-                  lambda c: f"--authorization-mode={','.join(_authz_modes(c))}"
-                  if "AlwaysAllow" in _authz_modes(c) else None)
+    def problem(c):
+        types, shown = _authorizers(host, c)
+        return shown if "AlwaysAllow" in types else None
+    rows = _check(host, evidence, APISERVER, "AlwaysAllow authorization", problem)
     assert not rows, f"{len(rows)} kube-apiserver instances authorize every request"
 
 
 @pytest.mark.control(
     "K4C-CL-API-006", title="kube-apiserver authorization includes Node", severity="high",
-    benchmarks={CIS: ["1.2.7"]}, remediation="Set --authorization-mode=Node,RBAC.")
+    benchmarks={CIS: ["1.2.7"]},
+    remediation="Set --authorization-mode=Node,RBAC (or add a Node authorizer to the --authorization-config file).")
 def test_apiserver_authz_node(host, evidence):
-    rows = _check(host, evidence, APISERVER, "Node authorizer missing",
-                  lambda c: None if "Node" in _authz_modes(c) or c.is_set("authorization-config")
-                  else f"--authorization-mode={','.join(_authz_modes(c))}")
+    rows = _check(host, evidence, APISERVER, "Node authorizer missing", _authorizer_missing(host, "Node"))
     assert not rows, f"{len(rows)} kube-apiserver instances do not use the Node authorizer"
 
 
 @pytest.mark.control(
     "K4C-CL-API-007", title="kube-apiserver authorization includes RBAC", severity="high",
-    benchmarks={CIS: ["1.2.8"]}, remediation="Set --authorization-mode=Node,RBAC.")
+    benchmarks={CIS: ["1.2.8"]},
+    remediation="Set --authorization-mode=Node,RBAC (or add an RBAC authorizer to the --authorization-config file).")
 def test_apiserver_authz_rbac(host, evidence):
-    rows = _check(host, evidence, APISERVER, "RBAC authorizer missing",
-                  lambda c: None if "RBAC" in _authz_modes(c) or c.is_set("authorization-config")
-                  else f"--authorization-mode={','.join(_authz_modes(c))}")
+    rows = _check(host, evidence, APISERVER, "RBAC authorizer missing", _authorizer_missing(host, "RBAC"))
     assert not rows, f"{len(rows)} kube-apiserver instances do not use RBAC"
 
 
@@ -270,6 +300,38 @@ def test_apiserver_encryption_config(host, evidence):
     assert not rows, f"{len(rows)} kube-apiserver instances store Secrets unencrypted"
 
 
+def _covers_secrets(name: str) -> bool:
+    """Whether an EncryptionConfiguration resource name covers core Secrets: ``secrets``, or the
+    wildcards ``*.`` (every resource of the core group) and ``*.*`` (every resource)."""
+    resource, dot, group = name.strip().partition(".")
+    if resource == "secrets":
+        return group == ""
+    return resource == "*" and dot == "." and group in ("", "*")
+
+
+def _secrets_entry(host, path: str, doc: dict) -> tuple[str, str] | None:
+    """The first ``resources[]`` entry of an EncryptionConfiguration covering Secrets (entries
+    are matched in order, the earlier wins) as (the name that matched, its first provider);
+    None when no entry covers them. DataUnavailable when the file is not shaped as one."""
+    where = f"{path} on {host.name}"
+    entries = doc.get("resources")
+    if not isinstance(entries, list):
+        raise DataUnavailable(where, "the EncryptionConfiguration has no resources list")
+    for entry in entries:
+        names = entry.get("resources") if isinstance(entry, dict) else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise DataUnavailable(where, "a resources[] entry of the EncryptionConfiguration has no list of names")
+        matched = next((n for n in names if _covers_secrets(n)), None)
+        if matched is None:
+            continue
+        providers = entry.get("providers")
+        if not isinstance(providers, list) or not providers or not isinstance(providers[0], dict) \
+                or len(providers[0]) != 1:
+            raise DataUnavailable(where, f"the resources[] entry for {matched} has no provider list")
+        return matched, next(iter(providers[0]))
+    return None
+
+
 @pytest.mark.control(
     "K4C-CL-API-022", title="Secrets are encrypted by a real provider (not identity first)", severity="high",
     benchmarks={CIS: ["1.2.28"]},
@@ -281,14 +343,12 @@ def test_apiserver_encryption_provider(host, evidence):
         path = c.get("encryption-provider-config")
         if not path:
             return "--encryption-provider-config not set"
-        doc = host.read_yaml(path)
-        if doc is None:
-            return f"{path} does not exist"
-        for res in (doc or {}).get("resources") or []:
-            if "secrets" in (res.get("resources") or []):
-                first = next(iter((res.get("providers") or [{}])[0] or {"none": None}))
-                return None if first in ENCRYPTING_PROVIDERS else f"{path}: first provider for secrets is {first}"
-        return f"{path}: no provider configured for secrets"
+        doc = host.read_config(path, "EncryptionConfiguration", what="the --encryption-provider-config file")
+        entry = _secrets_entry(host, path, doc)
+        if entry is None:
+            return f"{path}: no provider configured for secrets"
+        listed, first = entry
+        return None if first in ENCRYPTING_PROVIDERS else f"{path}: first provider for secrets ({listed}) is {first}"
     rows = _check(host, evidence, APISERVER, "secrets not encrypted by their first provider", problem)
     assert not rows, f"{len(rows)} kube-apiserver instances write Secrets without encryption"
 
