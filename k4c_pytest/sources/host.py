@@ -7,8 +7,10 @@ Everything is read through pytest-testinfra (``local://``, ``ssh://``, ``paramik
   its ``ETCD_*`` environment variables; no other variable ever leaves the host);
 - the static pod manifests in ``/etc/kubernetes/manifests`` (kubeadm), used for a component
   whose process is not visible;
-- the kubelet's flags (process, else kubeadm's ``kubeadm-flags.env`` and systemd drop-ins)
-  and its ``config.yaml``, merged the way the kubelet merges them;
+- etcd's ``--config-file`` (or ``ETCD_CONFIG_FILE``) when it has one: etcd then ignores its
+  other flags and variables, and so does k4c;
+- the kubelet's flags (process, else kubeadm's ``kubeadm-flags.env`` and systemd drop-ins),
+  its ``config.yaml`` and its ``--config-dir`` drop-ins, merged the way the kubelet merges them;
 - owner, group and mode of files.
 
 ``root`` is where the node's root filesystem is seen (``/host`` when k4c runs in a pod that
@@ -16,7 +18,8 @@ mounts it there; a temporary tree in k4c's own tests). Paths named by flags are 
 it, unless they already lie below it. Processes are read from ``<root>/proc`` when it
 exists, else from ``/proc``.
 
-A read that fails (host unreachable, permission denied, a malformed manifest) raises
+A read that fails (host unreachable, permission denied, a malformed manifest or configuration
+file, a file named by a flag that does not exist) raises
 :class:`~k4c_pytest.DataUnavailable`; a component that is not on the host raises
 :class:`~k4c_pytest.NotApplicable`. Nothing is ever written to the host.
 """
@@ -213,11 +216,14 @@ class Kubelet:
         return {"node": self.node, "source": self.source, **extra}
 
 
-def kubelet_effective(config: dict | None, flags: dict[str, str]) -> dict[str, Any]:
-    """The configuration a kubelet runs with: its defaults, then the config file, then the flags
-    (the kubelet lets command-line flags override the file)."""
+def kubelet_effective(config: dict | None, flags: dict[str, str], dropins: Iterable[dict] = ()) -> dict[str, Any]:
+    """The configuration a kubelet runs with: its defaults, then the config file, then each
+    ``--config-dir`` drop-in in order (a JSON merge patch: maps merged, lists replaced, null
+    removes), then the flags (the kubelet lets command-line flags override the files)."""
     base = KUBELET_DEFAULTS_CONFIG_FILE if config is not None else KUBELET_DEFAULTS_FLAGS_ONLY
     merged = _deep_merge(base, config or {})
+    for dropin in dropins:
+        merged = _merge_patch(merged, dropin)
     for flag, path in KUBELET_FLAG_FIELDS.items():
         if flag not in flags:
             continue
@@ -239,6 +245,19 @@ def kubelet_effective(config: dict | None, flags: dict[str, str]) -> dict[str, A
             if name.strip():
                 gates[name.strip()] = _as_bool(value)
     return merged
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the kubelet applies its drop-ins."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -266,22 +285,46 @@ for p in [0-9]*; do
   esac
 done
 """
-# Owner, group, mode and type of each argument (following symlinks), or MISSING / the error.
+# Whether "$1" exists: status 0 when it does not (no such file, or a path component is not a
+# folder), 1 when it does, 2 when that cannot be told (permission denied on a folder above it, a
+# symbolic link loop...), with the reason on stderr. `[ -e ]` alone takes "cannot look" for "absent".
+_ABSENT = r"""
+absent() {
+  [ -e "$1" ] && return 1
+  e=$(LC_ALL=C stat -L -- "$1" 2>&1 >/dev/null)
+  case "$e" in *"No such file or directory"*|*"Not a directory"*) return 0 ;; esac
+  printf '%s\n' "${e:-cannot examine $1}" >&2
+  return 2
+}
+"""
+# Owner, group, mode and type of each argument (following symlinks), MISSING, or ERROR and why.
 _STAT = r"""
 for f in "$@"; do
-  if [ -e "$f" ]; then
-    stat -L --printf '%n\035%a\035%U\035%G\035%F\036' -- "$f" 2>/dev/null || printf '%s\035ERROR\036' "$f"
+  if out=$(LC_ALL=C stat -L --printf '%n\035%a\035%U\035%G\035%F' -- "$f" 2>&1); then
+    printf '%s\036' "$out"
   else
-    printf '%s\035MISSING\036' "$f"
+    case "$out" in
+      *"No such file or directory"*|*"Not a directory"*) printf '%s\035MISSING\036' "$f" ;;
+      *) printf '%s\035ERROR\035%s\036' "$f" "$out" ;;
+    esac
   fi
 done
 """
-# Every file and folder below a folder (itself included), with owner, group, mode and type.
-_FIND = r"""
-[ -e "$1" ] || exit 44
-find "$1" -maxdepth "$2" \( -type f -o -type d \) -exec stat -L --printf '%n\035%a\035%U\035%G\035%F\036' {} +
+# Every file and folder below a folder (itself included; with "links" as $3, symbolic links too,
+# described by their target), with owner, group, mode and type.
+_FIND = _ABSENT + r"""
+absent "$1"; case $? in 0) exit 44 ;; 2) exit 45 ;; esac
+if [ "$3" = links ]; then
+  LC_ALL=C find "$1" -maxdepth "$2" \( -type f -o -type d -o -type l \) \
+    -exec stat -L --printf '%n\035%a\035%U\035%G\035%F\036' {} +
+else
+  LC_ALL=C find "$1" -maxdepth "$2" \( -type f -o -type d \) -exec stat -L --printf '%n\035%a\035%U\035%G\035%F\036' {} +
+fi
 """
-_CAT = r"""[ -e "$1" ] || exit 44; cat -- "$1" """
+_CAT = _ABSENT + r"""
+absent "$1"; case $? in 0) exit 44 ;; 2) exit 45 ;; esac
+cat -- "$1"
+"""
 _MISSING = 44
 
 
@@ -402,8 +445,8 @@ class HostSource:
             for p in todo:
                 parts = got.get(self.path(p))
                 if parts is None or parts[1] == "ERROR":
-                    self._cache[("stat", p)] = DataUnavailable(f"{p} on {self.name}", "cannot stat the file "
-                                                               f"(permission denied or it vanished)")
+                    why = _errno_text(parts[2] if parts is not None and len(parts) > 2 else "") or "it vanished"
+                    self._cache[("stat", p)] = DataUnavailable(f"{p} on {self.name}", f"cannot stat the file: {why}")
                 elif parts[1] == "MISSING":
                     self._cache[("stat", p)] = FileStat(p, False)
                 else:
@@ -413,21 +456,23 @@ class HostSource:
     def stat(self, path: str) -> FileStat:
         return self.stats([path])[path]
 
-    def tree(self, folder: str, depth: int = 10) -> list[FileStat] | None:
-        """The folder and everything below it (``depth`` levels), or None when it does not exist."""
+    def tree(self, folder: str, depth: int = 10, links: bool = False) -> list[FileStat] | None:
+        """The folder and everything below it (``depth`` levels), or None when it does not exist;
+        with ``links``, symbolic links too (described by what they point to)."""
         def build():
-            res = self._run("list files", _FIND, self.path(folder), str(depth))
+            res = self._run("list files", _FIND, self.path(folder), str(depth), "links" if links else "")
             if res.rc == _MISSING:
                 return None
             if res.rc != 0:
-                raise DataUnavailable(f"{folder} on {self.name}", f"cannot list the folder: {res.stderr.strip()[:300]}")
+                raise DataUnavailable(f"{folder} on {self.name}",
+                                      f"cannot list the folder: {_errno_text(res.stderr) or res.stderr.strip()[:300]}")
             out = []
             for record in res.stdout.split(_RS):
                 parts = record.split(_FS)
                 if len(parts) == 5:
                     out.append(FileStat(self._display(parts[0]), True, int(parts[1], 8), parts[2], parts[3], parts[4]))
             return sorted(out, key=lambda s: s.path)
-        return self._memo(("tree", folder, depth), build)
+        return self._memo(("tree", folder, depth, links), build)
 
     def read(self, path: str) -> str | None:
         """A text file's content, or None when it does not exist."""
@@ -436,7 +481,8 @@ class HostSource:
             if res.rc == _MISSING:
                 return None
             if res.rc != 0:
-                raise DataUnavailable(f"{path} on {self.name}", f"cannot read the file: {res.stderr.strip()[:300]}")
+                raise DataUnavailable(f"{path} on {self.name}",
+                                      f"cannot read the file: {_errno_text(res.stderr) or res.stderr.strip()[:300]}")
             return res.stdout
         return self._memo(("read", path), build)
 
@@ -452,6 +498,20 @@ class HostSource:
             where = f" line {mark.line + 1}" if mark is not None else ""
             raise DataUnavailable(f"{path} on {self.name}", f"malformed YAML{where}: "
                                   f"{getattr(exc, 'problem', None) or exc}") from None
+
+    def read_config(self, path: str, kind: str | None, *, what: str) -> dict[str, Any]:
+        """A configuration file named by a flag (``what``, e.g. "the kubelet's --config file"),
+        parsed: a mapping whose ``kind`` is ``kind`` (any mapping when None). Raises
+        DataUnavailable, naming the file, when it does not exist, is malformed or is of another kind."""
+        doc = self.read_yaml(path)
+        where = f"{path} on {self.name}"
+        if doc is None:
+            raise DataUnavailable(where, f"{what} does not exist")
+        if not isinstance(doc, dict):
+            raise DataUnavailable(where, f"{what} is not a YAML mapping")
+        if kind is not None and doc.get("kind") != kind:
+            raise DataUnavailable(where, f"{what} is of kind {doc.get('kind')!r}, not {kind}")
+        return doc
 
     # -- components and roles --
 
@@ -521,8 +581,26 @@ class HostSource:
         self.require(component)
         return self._memo(("component", component), lambda: self._components(component))
 
+    def _component(self, component: str, args: list[str], env: dict[str, str], source: str,
+                   pid: int | None) -> Component:
+        flags = parse_flags(args)
+        if component != "etcd":  # only etcd reads ETCD_* variables
+            return Component(component, flags, source, pid)
+        flags = _with_env(flags, env)
+        config_file = flags.get("config-file")
+        if not config_file:
+            return Component(component, flags, source, pid, env)
+        # etcd started with a configuration file ignores its other flags and ETCD_* variables
+        # ("other configuration command line flags and environment variables will be ignored").
+        doc = self.read_config(config_file, None, what="etcd's --config-file")
+        try:
+            flags = {"config-file": config_file, **etcd_config_flags(doc)}
+        except ValueError as exc:
+            raise DataUnavailable(f"{config_file} on {self.name}", f"etcd's --config-file: {exc}") from None
+        return Component(component, flags, f"{source} and {config_file}", pid, env)
+
     def _components(self, component: str) -> list[Component]:
-        running = [Component(component, _with_env(parse_flags(argv[1:]), env), f"process {pid} ({argv[0]})", pid, env)
+        running = [self._component(component, argv[1:], env, f"process {pid} ({argv[0]})", pid)
                    for pid, c, argv, env in self.processes() if c == component]
         if running:
             return running
@@ -541,7 +619,7 @@ class HostSource:
         argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or ()
                if isinstance(e, dict) and str(e.get("name", "")).startswith("ETCD_")}
-        return Component(component, _with_env(parse_flags(argv), env), f"static pod manifest {path}", None, env)
+        return self._component(component, argv, env, f"static pod manifest {path}", None)
 
     def kubelet(self) -> Kubelet:
         """The kubelet's effective configuration on this host. N/A when there is no kubelet."""
@@ -562,13 +640,25 @@ class HostSource:
         config_path = flags.get("config")
         config = None
         if config_path:
-            config = self.read_yaml(config_path)
-            if config is None:
-                raise DataUnavailable(f"{config_path} on {self.name}", "the kubelet's --config file does not exist")
-            if not isinstance(config, dict):
-                raise DataUnavailable(f"{config_path} on {self.name}", "not a KubeletConfiguration")
+            config = self.read_config(config_path, "KubeletConfiguration", what="the kubelet's --config file")
             source += f" and {config_path}"
-        return Kubelet(self.name, kubelet_effective(config, flags), source, flags, config_path)
+        dropins = []
+        config_dir = flags.get("config-dir")
+        if config_dir:
+            paths = self._kubelet_dropins(config_dir)
+            dropins = [self.read_config(p, "KubeletConfiguration", what="a kubelet --config-dir drop-in")
+                       for p in paths]
+            source += f" and drop-ins {', '.join(paths)}" if paths else f" and drop-in folder {config_dir} (empty)"
+        return Kubelet(self.name, kubelet_effective(config, flags, dropins), source, flags, config_path)
+
+    def _kubelet_dropins(self, folder: str) -> list[str]:
+        """The ``*.conf`` files below the kubelet's ``--config-dir``, in the order the kubelet
+        applies them (a walk of the folder in lexical order, sub-folders included)."""
+        entries = self.tree(folder, depth=64, links=True)
+        if entries is None:
+            raise DataUnavailable(f"{folder} on {self.name}", "the kubelet's --config-dir folder does not exist")
+        files = [s.path for s in entries if s.path.endswith(".conf") and not s.kind.startswith("directory")]
+        return sorted(files, key=lambda p: p.split("/"))
 
     def _kubelet_flag_files(self) -> tuple[dict[str, str], list[str]]:
         """The kubelet's flags as systemd would start it: unit drop-ins, then the env files."""
@@ -596,6 +686,46 @@ class HostSource:
 
     def describe(self) -> dict[str, Any]:
         return {"host": self.name, "spec": self.spec, "root": self.root or "/"}
+
+
+def _errno_text(message: str) -> str:
+    """``stat: cannot statx '/x': Permission denied`` -> ``Permission denied`` (no host path)."""
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[-1].rsplit(": ", 1)[-1].strip() if lines else ""
+
+
+#: etcd configuration file sections and the prefix of the flags their keys stand for.
+ETCD_SECURITY_SECTIONS = {"client-transport-security": "", "peer-transport-security": "peer-"}
+
+
+def etcd_config_flags(doc: dict[str, Any]) -> dict[str, str]:
+    """An etcd configuration file's settings as the flags they stand for: ``data-dir`` as it is,
+    ``client-transport-security: {cert-file}`` as ``cert-file``, ``peer-transport-security:
+    {client-cert-auth, auto-tls}`` as ``peer-client-cert-auth`` and ``peer-auto-tls``. Raises
+    ValueError when a section is not a mapping."""
+    out: dict[str, str] = {}
+    for key, value in doc.items():
+        key = str(key)
+        if key in ETCD_SECURITY_SECTIONS:
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ValueError(f"{key} is not a mapping")
+            for sub, v in value.items():
+                out[ETCD_SECURITY_SECTIONS[key] + str(sub)] = _flag_text(v)
+        else:
+            out[key] = _flag_text(value)
+    return out
+
+
+def _flag_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(_flag_text(v) for v in value)
+    return str(value)
 
 
 def _with_env(flags: dict[str, str], env: dict[str, str]) -> dict[str, str]:
