@@ -1,66 +1,139 @@
 """Kubelet controls without host access: each Node's configuration through the real API server
 (``/api/v1/nodes/<name>/proxy/configz``).
 
-The test control plane runs no kubelet, so what is shown here is the real API server's side:
-no Nodes (N/A), a Node whose kubelet cannot be reached (the proxy fails: ERROR naming the
-path), a user not allowed to proxy to nodes (403: ERROR). A reachable kubelet's configz
-answer has the same shape as ``config.yaml`` (KubeletConfiguration), whose PASS and FAIL
-paths the host tests cover with the same controls.
+The kubelet itself is a stand-in (no container runtime here, so no real kubelet can run): an
+HTTPS endpoint answering ``/configz`` with a document shaped like a real kubelet's. The API
+server in front of it is real and does what it does in production: it looks the Node up, dials
+its kubelet endpoint through its egress selector, verifies the kubelet's serving certificate
+and authenticates with its kubelet client certificate (see ``kubelet_standin``).
+
+- a hardened kubelet (its configz has no ``readOnlyPort``: omitempty, the port is closed) PASSes;
+- a weak one FAILs every control, naming that Node only;
+- a kubelet answering 500, one nothing listens for, a Node whose address the API server will not
+  proxy to (loopback) and a user not allowed to proxy to nodes (403) ERROR;
+- no Nodes, or an offline target that holds no kubelet configuration, is N/A.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from k4c_pytest.testing.controlplane import free_port
+from k4c_pytest.testing.controlplane import ControlPlaneUnavailable, free_port
+from kubelet_standin import KUBELET_CLIENT_CN, HARDENED, KubeletReachingControlPlane, nodes, weak_configz
 
 pytestmark = pytest.mark.controlplane
 
 SUITE = Path(__file__).resolve().parents[2] / "suites" / "cluster" / "test_kubelet.py"
+KUBELET_CONTROLS = [f"K4C-CL-KUBELET-{n:03d}" for n in range(1, 10)]
 
 
-def _node(name: str, port: int) -> dict:
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-            "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                       "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}
+@pytest.fixture(scope="module")
+def kubelet_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeletReachingControlPlane]:
+    cp = KubeletReachingControlPlane(tmp_path_factory.mktemp("k4c-kubelet-cp"))
+    try:
+        cp.start()
+    except ControlPlaneUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cp
+    finally:
+        cp.stop()
 
 
-def _live(run_k4c, cp, context: str = "k4c-admin"):
-    return run_k4c(f"--k4c-cluster={context}", f"--k4c-kubeconfig={cp.kubeconfig}", paths=[SUITE])
+def _live(run_k4c, cp, context: str = "k4c-admin", *extra: str):
+    return run_k4c(f"--k4c-cluster={context}", f"--k4c-kubeconfig={cp.kubeconfig}", *extra, paths=[SUITE])
 
 
-def test_no_nodes_is_not_applicable(run_k4c, k4c_control_plane, k4c_kube):
-    assert not k4c_kube.get("/api/v1/nodes")["items"]
-    res = _live(run_k4c, k4c_control_plane)
-    assert {r["outcome"] for r in res.controls} == {"N/A"}
-    assert "no Nodes" in res.controls[0]["reason"]
+def _node(name: str, port: int) -> tuple[str, str, int]:
+    return name, "127.0.0.1", port
 
 
-def test_unreachable_kubelet_errors(run_k4c, k4c_control_plane, k4c_kube):
-    port = free_port()  # no kubelet listens there: the API server's node proxy fails
-    with k4c_kube.applied(_node("k4c-node-down", port)) as [node]:
-        # Node status is a subresource: a create drops it, so it is written separately.
-        k4c_kube.request("PUT", "/api/v1/nodes/k4c-node-down/status", {**node, **_node("k4c-node-down", port)})
+# -- PASS and FAIL through the real API server ---------------------------------------------------
+
+def test_hardened_kubelet_passes(run_k4c, kubelet_cp):
+    kubelet = kubelet_cp.kubelet(HARDENED)
+    assert "readOnlyPort" not in HARDENED["kubeletconfig"]  # as a kubelet with the port closed sends it
+    with nodes(kubelet_cp.api(), ("k4c-node-hardened", kubelet.ip, kubelet.port)):
+        res = _live(run_k4c, kubelet_cp)
+    assert res.outcomes() == {c: "PASS" for c in KUBELET_CONTROLS}, res.stdout[-3000:]
+    # The answer came through the API server's node proxy, authenticated with its kubelet client certificate.
+    assert ("/configz", KUBELET_CLIENT_CN) in kubelet.requests
+    assert any(t == f"{kubelet.ip}:{kubelet.port}" for t in kubelet_cp.egress.connects)
+    note = next(e for e in res.control("K4C-CL-KUBELET-004")["evidence"] if e["type"] == "note")
+    assert "k4c-node-hardened (API nodes/proxy/configz)" in note["text"]
+
+
+def test_weak_kubelet_fails_naming_its_node(run_k4c, kubelet_cp):
+    good, weak = kubelet_cp.kubelet(HARDENED), kubelet_cp.kubelet(weak_configz())
+    with nodes(kubelet_cp.api(), ("k4c-node-good", good.ip, good.port), ("k4c-node-weak", weak.ip, weak.port)):
+        res = _live(run_k4c, kubelet_cp)
+    assert res.outcomes() == {c: "FAIL" for c in KUBELET_CONTROLS}, res.stdout[-3000:]
+    for control in KUBELET_CONTROLS:
+        assert [r["node"] for r in res.offenders(control)] == ["k4c-node-weak"], control
+    problems = {c: res.offenders(c)[0]["problem"] for c in KUBELET_CONTROLS}
+    assert problems["K4C-CL-KUBELET-001"] == "anonymous.enabled=True"
+    assert problems["K4C-CL-KUBELET-002"] == "authorization.mode=AlwaysAllow"
+    assert problems["K4C-CL-KUBELET-004"] == "readOnlyPort=10255"
+    # Left out of the weak kubelet's JSON, as omitempty leaves false out: read as false.
+    assert problems["K4C-CL-KUBELET-007"] == "protectKernelDefaults=False"
+    assert problems["K4C-CL-KUBELET-008"] == "rotateCertificates=False"
+    assert "1 kubelets serve an unauthenticated read-only port" in res.control("K4C-CL-KUBELET-004")["reason"]
+
+
+# -- ERROR -------------------------------------------------------------------------------------
+
+def test_kubelet_answering_500_errors(run_k4c, kubelet_cp):
+    good, broken = kubelet_cp.kubelet(HARDENED), kubelet_cp.kubelet(status=500)
+    with nodes(kubelet_cp.api(), ("k4c-node-ok", good.ip, good.port), ("k4c-node-broken", broken.ip, broken.port)):
+        res = _live(run_k4c, kubelet_cp)
+    assert set(res.outcomes().values()) == {"ERROR"}, res.stdout[-3000:]
+    reason = res.control("K4C-CL-KUBELET-001")["reason"]
+    assert "/api/v1/nodes/k4c-node-broken/proxy/configz" in reason and "HTTP 500" in reason, reason
+    assert ("/configz", KUBELET_CLIENT_CN) in broken.requests
+
+
+def test_unreachable_kubelet_errors(run_k4c, kubelet_cp):
+    # A Node whose kubelet endpoint nothing listens on: the API server's proxy cannot dial it.
+    with nodes(kubelet_cp.api(), ("k4c-node-down", "192.0.2.250", free_port())):
+        res = _live(run_k4c, kubelet_cp)
+    assert set(res.outcomes().values()) == {"ERROR"}, res.stdout[-3000:]
+    assert "/api/v1/nodes/k4c-node-down/proxy/configz" in res.control("K4C-CL-KUBELET-001")["reason"]
+
+
+def test_node_address_not_proxyable_errors(run_k4c, k4c_control_plane, k4c_kube):
+    # The API server refuses to proxy to a loopback (or link-local) Node address.
+    with nodes(k4c_kube, _node("k4c-node-loopback", free_port())):
         res = _live(run_k4c, k4c_control_plane)
-    assert {r["outcome"] for r in res.controls} == {"ERROR"}, res.stdout[-2000:]
-    assert "/api/v1/nodes/k4c-node-down/proxy/configz" in res.controls[0]["reason"]
+    assert set(res.outcomes().values()) == {"ERROR"}, res.stdout[-2000:]
+    reason = res.control("K4C-CL-KUBELET-001")["reason"]
+    assert "/api/v1/nodes/k4c-node-loopback/proxy/configz: HTTP 400: address not allowed" in reason, reason
 
 
 def test_forbidden_proxy_errors(run_k4c, k4c_control_plane, k4c_kube):
     # May list Nodes, may not proxy to them: the kubelet settings are unknown, never compliant.
     context = k4c_control_plane.add_user("k4c-node-reader", [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}])
-    with k4c_kube.applied(_node("k4c-node-forbidden", 10250)):
+    with nodes(k4c_kube, _node("k4c-node-forbidden", 10250)):
         res = _live(run_k4c, k4c_control_plane, context)
-    assert {r["outcome"] for r in res.controls} == {"ERROR"}, res.stdout[-2000:]
-    assert "nodes/k4c-node-forbidden/proxy/configz: HTTP 403" in res.controls[0]["reason"]
+    assert set(res.outcomes().values()) == {"ERROR"}, res.stdout[-2000:]
+    assert "nodes/k4c-node-forbidden/proxy/configz: HTTP 403" in res.control("K4C-CL-KUBELET-001")["reason"]
+
+
+# -- N/A ---------------------------------------------------------------------------------------
+
+def test_no_nodes_is_not_applicable(run_k4c, k4c_control_plane, k4c_kube):
+    assert not k4c_kube.get("/api/v1/nodes")["items"]
+    res = _live(run_k4c, k4c_control_plane)
+    assert set(res.outcomes().values()) == {"N/A"}
+    assert "no Nodes" in res.controls[0]["reason"]
 
 
 def test_offline_target_is_not_applicable(run_k4c, tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "node.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n")
     res = run_k4c(f"--k4c-manifests={tmp_path / 'm'}", paths=[SUITE])
-    assert {r["outcome"] for r in res.controls} == {"N/A"}
+    assert set(res.outcomes().values()) == {"N/A"}
     assert "need --k4c-hosts or a live cluster" in res.controls[0]["reason"]
