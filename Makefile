@@ -58,8 +58,10 @@ semgrep:
 
 test-deps: venv system-deps control-plane pss-fixtures semgrep
 
+# Then k4c on its own tree: K4C-CODE-CI-001, this CI runs k4c (.ci/run -> make test).
 test: test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/k4c run --suite code -- --k4c-source=. -k test_ci_runs_k4c
 
 bench: venv
 	$(BIN)/python bench/snapshot_scale.py
