@@ -476,7 +476,8 @@ def linkerd(cluster, system_namespaces: Iterable[str]) -> Evaluation:
                               "finding": f"{LINKERD_POLICY_ANNOTATION}: {value}"})
     for w in workloads:
         value = (w.pod_metadata.get("annotations") or {}).get(LINKERD_POLICY_ANNOTATION)
-        if w.namespace not in skip and value is not None and value not in LINKERD_ENFORCING:
+        if w.namespace not in skip and value is not None and value not in LINKERD_ENFORCING and \
+                w.owns_pod_value("annotations", LINKERD_POLICY_ANNOTATION, under="metadata"):
             offenders.append({**w.row(), "finding": f"{LINKERD_POLICY_ANNOTATION}: {value}"})
     defaults = ", ".join(sorted({p for _, p in controllers}))
     return not offenders, f"default inbound policy {defaults}", offenders
@@ -522,7 +523,8 @@ def secret_references(w: Workload) -> Iterator[tuple[str, str]]:
 
 def uses_manager_directly(w: Workload) -> str | None:
     """How a workload gets secrets from a manager without a Kubernetes Secret, if it does."""
-    if str((w.pod_metadata.get("annotations") or {}).get(VAULT_INJECT, "")).lower() == "true":
+    if str((w.pod_metadata.get("annotations") or {}).get(VAULT_INJECT, "")).lower() == "true" and \
+            w.owns_pod_value("annotations", VAULT_INJECT, under="metadata"):
         return "Vault agent injector"
     for vol in w.pod_spec.get("volumes") or ():
         if isinstance(vol, dict) and (vol.get("csi") or {}).get("driver") == CSI_SECRETS_DRIVER:

@@ -4,6 +4,14 @@ A Deployment's ReplicaSets and Pods run the Deployment's template, so a control 
 Deployment once rather than the same finding on every replica. A Pod or ReplicaSet whose
 controlling owner is not in the data (an operator's own kind, or a manifests folder) stands
 for itself: it is the only template k4c has for it.
+
+An owned Pod may still run what no template holds: an ephemeral container (``kubectl
+debug``), or a container a mutating webhook injected (a mesh proxy, an agent). Such a Pod is a
+workload of its own, judged for those containers only: its pod spec keeps every pod-level
+field (its containers inherit the pod's securityContext), but the containers and volumes its
+controller's template has are replaced by ``None`` (so indexes and field paths stay those of
+the Pod, and :func:`containers` skips them), and :meth:`Workload.owns_pod_value` tells pod-level
+controls which pod-level values are the Pod's own rather than the template's.
 """
 
 from __future__ import annotations
@@ -49,6 +57,11 @@ class Workload:
     pod_spec: dict
     #: the path from the object to the pod spec, for evidence ("spec.template.spec")
     spec_path: str
+    #: for an owned Pod judged only for what its controller's template lacks: the ref of the
+    #: workload that stands for its template ("Deployment/shop/web"); empty otherwise
+    extra_of: str = ""
+    #: that controller's pod template (``{"metadata": ..., "spec": ...}``)
+    owner_template: dict | None = None
 
     @property
     def ref(self) -> str:
@@ -75,6 +88,17 @@ class Workload:
     def row(self, **extra) -> dict:
         """An evidence row naming this workload."""
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name, **extra}
+
+    def owns_pod_value(self, *path: str, under: str = "spec") -> bool:
+        """Whether the pod-level value at ``path`` (below the pod spec, or below the pod's
+        metadata with ``under="metadata"``) is this workload's to judge: always, unless this is
+        a Pod judged for its extra containers, where only a value that differs from its
+        controller's template is (a webhook or an edit set it); the template's own value is
+        judged, and reported, on the workload that stands for the template."""
+        if self.owner_template is None:
+            return True
+        mine = self.pod_spec if under == "spec" else self.pod_metadata
+        return _dig(mine, path) != _dig(self.owner_template.get(under), path)
 
 
 def service_account_name(pod_spec: dict) -> str:
@@ -107,6 +131,13 @@ def token_automount(workload: Workload, service_accounts: dict[tuple[str, str], 
     if sa is not None and isinstance(sa.get("automountServiceAccountToken"), bool):
         return TokenAutomount(sa["automountServiceAccountToken"], f"ServiceAccount {workload.namespace}/{sa_name}")
     return TokenAutomount(True, "default")
+
+
+def _dig(node: Any, path: tuple[str, ...]) -> Any:
+    for step in path:
+        node = node.get(step) if isinstance(node, dict) else None
+    # an empty object or list sets nothing, as an absent one
+    return None if node in ({}, []) else node
 
 
 def containers(pod_spec: dict) -> Iterator[tuple[str, int, dict]]:
@@ -143,15 +174,56 @@ def _controller(obj: dict) -> dict | None:
     return None
 
 
+def _same_container(pod_container: dict, template_container: dict) -> bool:
+    """Whether a Pod's container is its template's, not one changed after admission: the same
+    image and securityContext (the fields a webhook that rewrites images or contexts sets)."""
+    return all((pod_container.get(k) or None) == (template_container.get(k) or None)
+               for k in ("image", "securityContext"))
+
+
+def extra_spec(pod_spec: dict, template_spec: dict | None) -> dict | None:
+    """A copy of an owned Pod's spec with the containers and volumes of its controller's
+    template replaced by None; None when every container is the template's.
+
+    A container is the template's when the template has one of that name in the same list
+    (``initContainers``, ``containers``) with the same image and securityContext; an ephemeral
+    container never is. A volume is the template's when the template has an equal one."""
+    template_spec = template_spec if isinstance(template_spec, dict) else {}
+    out = dict(pod_spec)
+    extra = False
+    for field in CONTAINER_FIELDS:
+        items = pod_spec.get(field)
+        if not isinstance(items, list):
+            continue
+        known = {c.get("name"): c for c in template_spec.get(field) or () if isinstance(c, dict)}
+        kept: list[dict | None] = []
+        for c in items:
+            own = isinstance(c, dict) and (field == "ephemeralContainers" or c.get("name") not in known
+                                           or not _same_container(c, known[c.get("name")]))
+            kept.append(c if own else None)
+            extra = extra or own
+        out[field] = kept
+    if not extra:
+        return None
+    volumes = pod_spec.get("volumes")
+    if isinstance(volumes, list):
+        known_volumes = [v for v in template_spec.get("volumes") or () if isinstance(v, dict)]
+        out["volumes"] = [v if isinstance(v, dict) and v not in known_volumes else None for v in volumes]
+    return out
+
+
 def collect(source: "ClusterSource") -> list[Workload]:
     """All workloads of a cluster source, each pod template once.
 
     One pass over each kind, owners before what they own (a CronJob before its Jobs, a
     Deployment before its ReplicaSets, every controller before the Pods): an object whose
-    controller was already seen is left out, since its owner stands for it. One pass matters on
-    a large snapshot, where each pass over the ReplicaSets and Pods parses them again."""
-    uids: set[str] = set()
-    names: set[tuple[str, str, str]] = set()
+    controller was already seen is left out, since its owner stands for it, except a Pod that
+    runs containers its controller's template lacks (see :func:`extra_spec`), kept for those.
+    One pass matters on a large snapshot, where each pass over the ReplicaSets and Pods parses
+    them again."""
+    # a seen controller (by uid, and by kind/namespace/name) -> (the ref of the workload that
+    # stands for it, its pod template or None)
+    seen: dict[Any, tuple[str, dict | None]] = {}
     result: list[Workload] = []
     objects: dict[str, Any] = {}
     # Every kind is asked for first, in the usual order, so that an unreadable one ends the
@@ -166,20 +238,31 @@ def collect(source: "ClusterSource") -> list[Workload]:
         for o in objects[kind]:
             meta = o.get("metadata", {})
             ns = meta.get("namespace", "") or ""
+            name = meta.get("name", "")
+            tpl = template_of(kind, o)
+            owner = _controller(o)
+            by = None
+            if owner is not None:
+                by = seen.get(owner.get("uid")) if owner.get("uid") else None
+                by = by or seen.get((owner.get("kind"), ns, owner.get("name")))
             if kind != "Pod":
                 # No workload kind is controlled by a Pod.
+                ref = by[0] if by is not None else (f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}")
+                entry = (ref, {"metadata": tpl[0], "spec": tpl[1]} if tpl is not None else None)
                 if meta.get("uid"):
-                    uids.add(meta["uid"])
-                names.add((kind, ns, meta.get("name")))
-            owner = _controller(o)
-            if owner is not None:
-                if owner.get("uid") in uids or (owner.get("kind"), ns, owner.get("name")) in names:
-                    continue
-            tpl = template_of(kind, o)
+                    seen[meta["uid"]] = entry
+                seen[(kind, ns, name)] = entry
             if tpl is None:
                 continue
             pod_meta, pod_spec, path = tpl
-            result.append(Workload(kind, ns, meta.get("name", ""), o, pod_meta, pod_spec, path))
+            if by is not None:
+                template = by[1] or {}
+                spec = extra_spec(pod_spec, template.get("spec")) if kind == "Pod" else None
+                if spec is not None:
+                    result.append(Workload(kind, ns, name, o, pod_meta, spec, path, extra_of=by[0],
+                                           owner_template=template))
+                continue
+            result.append(Workload(kind, ns, name, o, pod_meta, pod_spec, path))
     # Reported in the usual order of kinds, whatever order they were read in.
     order = {kind: i for i, kind in enumerate(WORKLOAD_KINDS)}
     result.sort(key=lambda w: order[w.kind])

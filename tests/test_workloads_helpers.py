@@ -163,3 +163,119 @@ def test_token_automount_precedence(pod_field, sa_field, sa_exists, expected):
     accounts[("other", "app")] = _sa("app", False, ns="other")
     mount = workloads.token_automount(w, accounts)
     assert (mount.mounted, mount.decided_by) == expected
+
+
+# -- owned Pods that run what their owner's template lacks -----------------------------------
+
+DEBUG = {"name": "debug", "image": "busybox:1.36", "securityContext": {"privileged": True}}
+TEMPLATE = {"securityContext": {"runAsNonRoot": False}, "hostPID": True,
+            "containers": [{"name": "app", "image": "app:1"}], "volumes": [{"name": "cfg", "configMap": {"name": "c"}}]}
+
+
+def _owned(pod_spec, template=TEMPLATE, annotations=None):
+    """A Deployment with ``template``, its ReplicaSet, and one Pod of it running ``pod_spec``."""
+    pod = obj("Pod", "web-5d8-a", uid="p1", owner=("ReplicaSet", "web-5d8", "r1"), spec=pod_spec)
+    if annotations:
+        pod["metadata"]["annotations"] = annotations
+    return [obj("Deployment", "web", uid="d1", spec=template),
+            obj("ReplicaSet", "web-5d8", uid="r1", owner=("Deployment", "web", "d1"), spec=template), pod]
+
+
+def _collect(objects):
+    return {w.ref: w for w in workloads.collect(ClusterSource(FakeBackend(objects)))}
+
+
+def test_owned_pod_with_an_ephemeral_container_is_kept_for_that_container_only():
+    pod_spec = {**TEMPLATE, "ephemeralContainers": [DEBUG],
+                "volumes": [*TEMPLATE["volumes"], {"name": "kube-api-access-x", "projected": {"sources": []}}]}
+    found = _collect(_owned(pod_spec))
+    assert sorted(found) == ["Deployment/shop/web", "Pod/shop/web-5d8-a"]
+    pod = found["Pod/shop/web-5d8-a"]
+    assert pod.extra_of == "Deployment/shop/web" and found["Deployment/shop/web"].extra_of == ""
+    # only the ephemeral container, at its own index and path in the Pod
+    assert [(f, i, c["name"]) for f, i, c in pod.containers()] == [("ephemeralContainers", 0, "debug")]
+    assert pod.field_path("ephemeralContainers", 0, "securityContext") == "spec.ephemeralContainers[0].securityContext"
+    assert pod.pod_spec["containers"] == [None]
+    # the template's volume is left to the owner; the one added at admission is the Pod's own
+    assert pod.pod_spec["volumes"] == [None, pod_spec["volumes"][1]]
+    # pod-level fields stay (its containers inherit them), though the owner reports their values
+    assert pod.pod_spec["securityContext"] == {"runAsNonRoot": False} and pod.pod_spec["hostPID"] is True
+    assert not pod.owns_pod_value("securityContext", "runAsNonRoot") and not pod.owns_pod_value("hostPID")
+    # the Pod object itself is untouched
+    assert pod.obj["spec"]["containers"] == TEMPLATE["containers"]
+
+
+def test_owned_pod_with_injected_containers_is_kept_for_those():
+    sidecar = {"name": "proxy", "image": "mesh/proxy:1", "restartPolicy": "Always"}
+    agent = {"name": "agent", "image": "agent:2"}
+    pod_spec = {**TEMPLATE, "initContainers": [sidecar], "containers": [*TEMPLATE["containers"], agent]}
+    pod = _collect(_owned(pod_spec))["Pod/shop/web-5d8-a"]
+    assert [(f, i, c["name"]) for f, i, c in pod.containers()] == [("initContainers", 0, "proxy"),
+                                                                   ("containers", 1, "agent")]
+
+
+def test_template_container_changed_after_admission_is_the_pods_own():
+    # a webhook that makes the template's container privileged, or rewrites its image
+    changed = {**TEMPLATE, "containers": [{"name": "app", "image": "app:1", "securityContext": {"privileged": True}}]}
+    pod = _collect(_owned(changed))["Pod/shop/web-5d8-a"]
+    assert [(f, i) for f, i, _ in pod.containers()] == [("containers", 0)]
+    rewritten = {**TEMPLATE, "containers": [{"name": "app", "image": "mirror.example.com/app:1"}]}
+    assert "Pod/shop/web-5d8-a" in _collect(_owned(rewritten))
+    # an empty securityContext is no change (what defaulting may add)
+    same = {**TEMPLATE, "containers": [{"name": "app", "image": "app:1", "securityContext": {}}]}
+    assert sorted(_collect(_owned(same))) == ["Deployment/shop/web"]
+
+
+def test_pod_compared_with_its_own_controllers_template():
+    """The Pod of an older ReplicaSet runs that ReplicaSet's template, not the Deployment's current one."""
+    old = {**TEMPLATE, "containers": [{"name": "legacy", "image": "app:0"}]}
+    objects = _owned(old)
+    objects[1] = obj("ReplicaSet", "web-5d8", uid="r1", owner=("Deployment", "web", "d1"), spec=old)
+    assert sorted(_collect(objects)) == ["Deployment/shop/web"]
+    # by name, without uids (a manifests folder)
+    named = [obj("Deployment", "web", spec=TEMPLATE),
+             obj("ReplicaSet", "web-5d8", owner=("Deployment", "web", None), spec=TEMPLATE),
+             obj("Pod", "web-5d8-a", owner=("ReplicaSet", "web-5d8", None),
+                 spec={**TEMPLATE, "ephemeralContainers": [DEBUG]})]
+    assert _collect(named)["Pod/shop/web-5d8-a"].extra_of == "Deployment/shop/web"
+
+
+def test_pod_of_a_cronjobs_job_names_the_cronjob():
+    spec = {"restartPolicy": "OnFailure", "containers": [{"name": "job", "image": "job:1"}]}
+    objects = [obj("CronJob", "nightly", uid="c1", spec=spec),
+               obj("Job", "nightly-1", uid="j1", owner=("CronJob", "nightly", "c1"), spec=spec),
+               obj("Pod", "nightly-1-x", uid="p1", owner=("Job", "nightly-1", "j1"),
+                   spec={**spec, "ephemeralContainers": [DEBUG]})]
+    found = _collect(objects)
+    assert sorted(found) == ["CronJob/shop/nightly", "Pod/shop/nightly-1-x"]
+    assert found["Pod/shop/nightly-1-x"].extra_of == "CronJob/shop/nightly"
+
+
+def test_owns_pod_value_only_for_what_differs_from_the_template():
+    pod_spec = {**TEMPLATE, "hostNetwork": True, "ephemeralContainers": [DEBUG],
+                "securityContext": {"runAsNonRoot": False, "sysctls": []}}
+    key = "container.apparmor.security.beta.kubernetes.io/debug"
+    pod = _collect(_owned(pod_spec, annotations={key: "unconfined"}))["Pod/shop/web-5d8-a"]
+    assert pod.owns_pod_value("hostNetwork")  # set on the Pod, not in the template
+    assert not pod.owns_pod_value("hostPID")
+    assert not pod.owns_pod_value("securityContext", "sysctls")  # an empty list sets nothing
+    assert pod.owns_pod_value("annotations", key, under="metadata")
+    assert not pod.owns_pod_value("annotations", "other", under="metadata")
+    whole = _collect(_owned(pod_spec))["Deployment/shop/web"]
+    assert whole.owns_pod_value("hostPID") and whole.owns_pod_value("securityContext", "runAsNonRoot")
+
+
+def test_extra_spec_of_a_pod_like_its_template_is_none():
+    assert workloads.extra_spec(TEMPLATE, TEMPLATE) is None
+    assert workloads.extra_spec({**TEMPLATE, "volumes": [{"name": "x", "hostPath": {"path": "/"}}]}, TEMPLATE) is None
+    # a controller without a readable template: every container is the Pod's own
+    assert workloads.extra_spec(TEMPLATE, None)["containers"] == TEMPLATE["containers"]
+
+
+def test_cluster_images_include_the_extra_containers_once():
+    from k4c_pytest.sources.image import cluster_usages
+
+    usages = cluster_usages(ClusterSource(FakeBackend(_owned({**TEMPLATE, "ephemeralContainers": [DEBUG]}))))
+    assert {image: [(u.workload, u.container) for u in us] for image, us in usages.items()} == {
+        "app:1": [("Deployment/shop/web", "containers/app")],
+        "busybox:1.36": [("Pod/shop/web-5d8-a", "ephemeralContainers/debug")]}

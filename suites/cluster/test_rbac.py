@@ -183,6 +183,8 @@ def test_workloads_token_automount_off(cluster, evidence, k4c_settings):
     for w in cluster.workloads():
         if k4c_settings.is_system_namespace(w.namespace):
             continue
+        if not (w.owns_pod_value("automountServiceAccountToken") or w.owns_pod_value("serviceAccountName")):
+            continue  # an owned Pod kept for its extra containers: its owner's template is judged
         mount = token_automount(w, accounts)
         if mount.mounted:
             if mount.decided_by == "pod spec":

@@ -47,7 +47,8 @@ def _workloads(cluster, settings):
 def _note(evidence, settings, what: str) -> None:
     evidence.note(f"Checked {what} of every workload outside the system namespaces "
                   f"({', '.join(sorted(settings.system_namespaces))}), each pod template once under its "
-                  "top-level owner; init and ephemeral containers included.")
+                  "top-level owner; init and ephemeral containers included, and an owned Pod's containers "
+                  "its owner's template lacks (kubectl debug, webhook injection) under the Pod.")
 
 
 def _profile_type(profile) -> str:
@@ -76,7 +77,8 @@ def test_no_windows_host_process(cluster, evidence, k4c_settings):
     offenders = []
     for w in _workloads(cluster, k4c_settings):
         options = sc.pod_context(w.pod_spec).get("windowsOptions")
-        if isinstance(options, dict) and options.get("hostProcess") is True:
+        if isinstance(options, dict) and options.get("hostProcess") is True and \
+                w.owns_pod_value("securityContext", "windowsOptions", "hostProcess"):
             offenders.append(offender(w, "securityContext.windowsOptions.hostProcess", True))
         for c in sc.containers(w.pod_spec):
             options = c.explicit("windowsOptions")
@@ -93,7 +95,7 @@ def test_no_windows_host_process(cluster, evidence, k4c_settings):
     remediation="Remove spec.hostNetwork, spec.hostPID and spec.hostIPC (or set them to false).")
 def test_no_host_namespaces(cluster, evidence, k4c_settings):
     offenders = [offender(w, field, True) for w in _workloads(cluster, k4c_settings)
-                 for field in HOST_NAMESPACES if w.pod_spec.get(field) is True]
+                 for field in HOST_NAMESPACES if w.pod_spec.get(field) is True and w.owns_pod_value(field)]
     _note(evidence, k4c_settings, ", ".join(HOST_NAMESPACES))
     evidence.table("pods in host namespaces", offenders)
     assert not offenders, f"{len(offenders)} host namespaces shared by pods"
@@ -196,7 +198,8 @@ def test_apparmor_not_overridden(cluster, evidence, k4c_settings):
     offenders = []
     for w in _workloads(cluster, k4c_settings):
         profile = sc.pod_context(w.pod_spec).get("appArmorProfile")
-        if profile is not None and _profile_type(profile) not in PROFILE_TYPES:
+        if profile is not None and _profile_type(profile) not in PROFILE_TYPES and \
+                w.owns_pod_value("securityContext", "appArmorProfile"):
             offenders.append(offender(w, "securityContext.appArmorProfile.type", _profile_type(profile) or "empty"))
         for c in sc.containers(w.pod_spec):
             profile = c.explicit("appArmorProfile")
@@ -205,7 +208,8 @@ def test_apparmor_not_overridden(cluster, evidence, k4c_settings):
                                           _profile_type(profile) or "empty", c))
         annotations = w.pod_metadata.get("annotations") or {}
         for key, value in sorted(annotations.items()):
-            if key.startswith(APPARMOR_ANNOTATION) and _bad_apparmor_annotation(value):
+            if key.startswith(APPARMOR_ANNOTATION) and _bad_apparmor_annotation(value) and \
+                    w.owns_pod_value("annotations", key, under="metadata"):
                 offenders.append(offender(w, f"annotations[{key}]", str(value), under="metadata"))
     _note(evidence, k4c_settings, "securityContext.appArmorProfile of the pod and of every container, and the "
                                   f"{APPARMOR_ANNOTATION}* annotations of the pod template")
@@ -232,7 +236,7 @@ def test_selinux_options_restricted(cluster, evidence, k4c_settings):
     offenders = []
     for w in _workloads(cluster, k4c_settings):
         bad = _bad_selinux(sc.pod_context(w.pod_spec).get("seLinuxOptions"))
-        if bad:
+        if bad and w.owns_pod_value("securityContext", "seLinuxOptions"):
             offenders.append(offender(w, "securityContext.seLinuxOptions", "; ".join(bad)))
         for c in sc.containers(w.pod_spec):
             bad = _bad_selinux(c.explicit("seLinuxOptions"))
@@ -266,7 +270,8 @@ def test_seccomp_not_unconfined(cluster, evidence, k4c_settings):
     offenders = []
     for w in _workloads(cluster, k4c_settings):
         profile = sc.pod_context(w.pod_spec).get("seccompProfile")
-        if profile is not None and _profile_type(profile) not in PROFILE_TYPES:
+        if profile is not None and _profile_type(profile) not in PROFILE_TYPES and \
+                w.owns_pod_value("securityContext", "seccompProfile"):
             offenders.append(offender(w, "securityContext.seccompProfile.type", _profile_type(profile) or "empty"))
         for c in sc.containers(w.pod_spec):
             profile = c.explicit("seccompProfile")
@@ -285,6 +290,8 @@ def test_seccomp_not_unconfined(cluster, evidence, k4c_settings):
 def test_only_safe_sysctls(cluster, evidence, k4c_settings):
     offenders = []
     for w in _workloads(cluster, k4c_settings):
+        if not w.owns_pod_value("securityContext", "sysctls"):
+            continue
         for i, sysctl in enumerate(sc.pod_context(w.pod_spec).get("sysctls") or ()):
             name = sysctl.get("name", "") if isinstance(sysctl, dict) else ""
             if name not in SAFE_SYSCTLS:

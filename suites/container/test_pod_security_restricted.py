@@ -39,7 +39,8 @@ def _workloads(cluster, settings):
 def _note(evidence, settings, what: str) -> None:
     evidence.note(f"Checked {what} of every workload outside the system namespaces "
                   f"({', '.join(sorted(settings.system_namespaces))}), each pod template once under its "
-                  "top-level owner; init and ephemeral containers included.")
+                  "top-level owner; init and ephemeral containers included, and an owned Pod's containers "
+                  "its owner's template lacks (kubectl debug, webhook injection) under the Pod.")
 
 
 def _forbidden_volume_type(volume: dict) -> str | None:
@@ -95,7 +96,7 @@ def test_run_as_non_root(cluster, evidence, k4c_settings):
         if sc.in_user_namespace(w.pod_spec):
             continue
         pod_value = sc.pod_context(w.pod_spec).get("runAsNonRoot")
-        if pod_value is False:
+        if pod_value is False and w.owns_pod_value("securityContext", "runAsNonRoot"):
             offenders.append(offender(w, "securityContext.runAsNonRoot", False))
         for c in sc.containers(w.pod_spec):
             setting = c.get("runAsNonRoot")
@@ -122,7 +123,7 @@ def test_run_as_user_not_root(cluster, evidence, k4c_settings):
     for w in _workloads(cluster, k4c_settings):
         if sc.in_user_namespace(w.pod_spec):
             continue
-        if _is_root(sc.pod_context(w.pod_spec).get("runAsUser")):
+        if _is_root(sc.pod_context(w.pod_spec).get("runAsUser")) and w.owns_pod_value("securityContext", "runAsUser"):
             offenders.append(offender(w, "securityContext.runAsUser", 0))
         offenders += [offender(w, c.path("securityContext", "runAsUser"), 0, c)
                       for c in sc.containers(w.pod_spec) if _is_root(c.explicit("runAsUser"))]
@@ -148,7 +149,7 @@ def test_seccomp_required(cluster, evidence, k4c_settings):
             continue
         pod_profile = sc.pod_context(w.pod_spec).get("seccompProfile")
         pod_bad = pod_profile is not None and _profile_type(pod_profile) not in PROFILE_TYPES
-        if pod_bad:
+        if pod_bad and w.owns_pod_value("securityContext", "seccompProfile"):
             offenders.append(offender(w, "securityContext.seccompProfile.type", _profile_type(pod_profile) or "empty"))
         for c in sc.containers(w.pod_spec):
             setting = c.get("seccompProfile")

@@ -32,7 +32,8 @@ def _workloads(cluster, settings):
 def _note(evidence, settings, what: str) -> None:
     evidence.note(f"Checked {what} of every workload outside the system namespaces "
                   f"({', '.join(sorted(settings.system_namespaces))}), each pod template once under its "
-                  "top-level owner.")
+                  "top-level owner, and an owned Pod's containers its owner's template lacks (kubectl debug, "
+                  "webhook injection) under the Pod.")
 
 
 def _resourced(pod_spec: dict):
@@ -105,18 +106,26 @@ def _long_running(w) -> bool:
     return w.pod_spec.get("restartPolicy") in (None, "Always")
 
 
+def _serves(c: sc.ContainerContext) -> bool:
+    """A container that runs for the pod's whole life: a regular one, or a sidecar (an init
+    container with ``restartPolicy: Always``)."""
+    return c.field == "containers" or (c.field == "initContainers" and c.container.get("restartPolicy") == "Always")
+
+
 @pytest.mark.control(
     "K4C-CT-WL-004", title="Every long-running container has liveness and readiness probes", severity="low",
     remediation="Add a livenessProbe (restart a hung process) and a readinessProbe (send traffic only when ready) "
-                "to every container of Deployments, StatefulSets, DaemonSets and always-restarting Pods.")
+                "to every container and sidecar of Deployments, StatefulSets, DaemonSets and always-restarting "
+                "Pods.")
 def test_probes_set(cluster, evidence, k4c_settings):
     offenders = [offender(w, c.path(probe), "unset", c)
                  for w in _workloads(cluster, k4c_settings) if _long_running(w)
-                 for c in sc.containers(w.pod_spec) if c.field == "containers"
+                 for c in sc.containers(w.pod_spec) if _serves(c)
                  for probe in ("livenessProbe", "readinessProbe") if not c.container.get(probe)]
-    _note(evidence, k4c_settings, "livenessProbe and readinessProbe of the regular containers of workloads that run "
-                                  "continuously (Jobs, CronJobs and Pods with restartPolicy Never or OnFailure "
-                                  "run to completion and are not judged)")
+    _note(evidence, k4c_settings, "livenessProbe and readinessProbe of the regular containers and sidecars (init "
+                                  "containers with restartPolicy Always) of workloads that run continuously "
+                                  "(Jobs, CronJobs and Pods with restartPolicy Never or OnFailure run to "
+                                  "completion and are not judged)")
     evidence.table("containers without a liveness or readiness probe", offenders)
     assert not offenders, f"{len(offenders)} probes missing"
 

@@ -158,6 +158,56 @@ def bad_objects(live: bool = False) -> list[dict]:
     return objs
 
 
+# -- an owned Pod running what its owner's template lacks -----------------------------------
+
+OWNED = "k4c-ct-owned"
+#: ``kubectl debug --profile=sysadmin``: a privileged ephemeral container
+PRIVILEGED_DEBUGGER = {"name": "shell", "image": GOOD_IMAGE, "securityContext": {"privileged": True}}
+#: a sidecar a mesh's webhook injects into every Pod: compliant, but without probes
+INJECTED_SIDECAR = {k: v for k, v in good_container("mesh-proxy", restartPolicy="Always").items()
+                    if not k.endswith("Probe")}
+
+
+def owned_objects(live: bool = False) -> list[dict]:
+    """A Deployment whose template breaks one pod-level rule (hostIPC) and nothing else, its
+    ReplicaSet, and a Pod of it with an injected sidecar and (unless ``live``: then added
+    through the ephemeralcontainers subresource) a privileged ephemeral container."""
+    template = copy.deepcopy(next(o for o in good_objects() if o["kind"] == "Deployment")["spec"]["template"]["spec"])
+    template["hostIPC"] = True
+    pod_spec = copy.deepcopy(template)
+    pod_spec["initContainers"].append(copy.deepcopy(INJECTED_SIDECAR))
+    if not live:
+        pod_spec["ephemeralContainers"] = [copy.deepcopy(PRIVILEGED_DEBUGGER)]
+    return [namespace(OWNED, "privileged"),
+            with_template("Deployment", "api", OWNED, template),
+            with_template("ReplicaSet", "api-5d8", OWNED, template, owned_by=owner("Deployment", "api")),
+            pod("api-5d8-x", OWNED, pod_spec, owner=owner("ReplicaSet", "api-5d8"))]
+
+
+def owned_expectations() -> dict[str, tuple[str, list[dict], list[dict]]]:
+    """What the container suite reports on owned_objects(): the Pod's own containers under the
+    Pod, the template's pod-level offence under the Deployment only, the rest PASS."""
+    d, p = {"kind": "Deployment", "namespace": OWNED, "name": "api"}, {"kind": "Pod", "namespace": OWNED,
+                                                                       "name": "api-5d8-x"}
+    shell, sidecar = {**p, "container": "ephemeralContainers/shell"}, {**p, "container": "initContainers/mesh-proxy"}
+    template_containers = [{"container": "containers/api"}, {"container": "initContainers/migrate"}]
+    exp = {cid: ("PASS", [], []) for cid in ALL_IDS}
+    exp["K4C-CT-PSB-001"] = ("FAIL", [{**shell, "field": "spec.ephemeralContainers[0].securityContext.privileged",
+                                       "value": "true"}], [{"kind": "Deployment"}, {"kind": "ReplicaSet"}])
+    exp["K4C-CT-PSB-003"] = ("FAIL", [{**d, "container": "(pod)", "field": "spec.template.spec.hostIPC"}],
+                             [{"kind": "Pod"}])
+    exp["K4C-CT-PSR-002"] = ("FAIL", [{**shell, "field": "spec.ephemeralContainers[0].securityContext."
+                                                          "allowPrivilegeEscalation"}],
+                             [{"kind": "Deployment"}, {"container": "initContainers/mesh-proxy"}])
+    exp["K4C-CT-PSR-006"] = ("FAIL", [shell], [{"kind": "Deployment"}, *template_containers])
+    exp["K4C-CT-WL-003"] = ("FAIL", [shell], [{"kind": "Deployment"}, *template_containers])
+    # the injected sidecar runs all along: it needs probes, as the regular containers do
+    exp["K4C-CT-WL-004"] = ("FAIL", [{**sidecar, "field": "spec.initContainers[1].livenessProbe"},
+                                     {**sidecar, "field": "spec.initContainers[1].readinessProbe"}],
+                            [{"kind": "Deployment"}, *template_containers])
+    return exp
+
+
 DEBUGGER = {"name": "dbg", "image": "registry.example.com/tools/debug:latest",
             "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}
 # A Windows HostProcess pod: exempt from the Linux-only restricted rules, not from baseline.

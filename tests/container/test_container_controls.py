@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from container_objects import ALL_IDS, GOOD, bad_expectations, bad_objects, check, good_objects, namespace
+from container_objects import (ALL_IDS, GOOD, bad_expectations, bad_objects, check, good_objects, namespace,
+                               owned_expectations, owned_objects)
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = REPO / "suites" / "container"
@@ -44,6 +45,23 @@ def test_pass_when_every_workload_complies(run_k4c, tmp_path):
     # judged on real workloads, not on an empty folder
     assert res.results["coverage"]["apps/v1/deployments"]["count"] == 1
     assert res.results["coverage"]["batch/v1/cronjobs"]["count"] == 1
+
+
+def test_owned_pod_running_what_its_template_lacks_fails_as_the_pod(run_k4c, tmp_path):
+    """A Deployment's Pod with a privileged ephemeral container (kubectl debug) and an injected
+    sidecar: those containers are judged, under the Pod; the template's containers and its
+    pod-level offence only under the Deployment."""
+    res = run_k4c(f"--k4c-manifests={write(tmp_path / 'owned', owned_objects())}",
+                  "--k4c-allowed-registries=registry.example.com", paths=SUITE_FILES)
+    check(res, owned_expectations())
+    assert res.control("K4C-CT-PSB-001")["reason"] == "1 containers run privileged"
+    # without the ephemeral container and the sidecar, the Pod is its template's: not judged again
+    objs = owned_objects()
+    objs[-1]["spec"] = objs[1]["spec"]["template"]["spec"]
+    res = run_k4c(f"--k4c-manifests={write(tmp_path / 'plain', objs)}",
+                  "--k4c-allowed-registries=registry.example.com", paths=SUITE_FILES)
+    check(res, {"K4C-CT-PSB-001": ("PASS", [], []), "K4C-CT-WL-004": ("PASS", [], []),
+                "K4C-CT-PSB-003": ("FAIL", [{"kind": "Deployment"}], [{"kind": "Pod"}])})
 
 
 def test_system_namespaces_follow_the_ini_option(run_k4c, tmp_path):

@@ -14,8 +14,8 @@ from typing import Iterator
 import pytest
 import yaml
 
-from container_objects import (ALL_IDS, BAD, DEBUGGER, GOOD, ENFORCE, bad_expectations, bad_objects, check,
-                               good_objects, namespace)
+from container_objects import (ALL_IDS, BAD, DEBUGGER, GOOD, ENFORCE, OWNED, PRIVILEGED_DEBUGGER, bad_expectations,
+                               bad_objects, check, good_objects, namespace, owned_expectations, owned_objects)
 from k4c_pytest import cli
 from k4c_pytest.testing.controlplane import ADMIN, KubeApiError
 from pss_fixtures import CHECKS, LEVELS, OVERRIDES, PSS_FILES, fixtures, flagged, locate_testdata
@@ -216,6 +216,20 @@ def test_live_fail_names_every_offender_and_the_snapshot_agrees(run_k4c, k4c_con
     offline = run_k4c(f"--k4c-snapshot={snapshot}", ALLOWED, paths=SUITE_FILES)
     check(offline, expectations)
     assert {cid: offline.offenders(cid) for cid in ALL_IDS} == {cid: res.offenders(cid) for cid in ALL_IDS}
+
+
+def test_live_owned_pod_with_a_privileged_ephemeral_container_fails(run_k4c, k4c_control_plane, k4c_kube):
+    """kubectl debug on a Deployment's Pod: the privileged ephemeral container (and the sidecar
+    injected at the Pod's creation) FAIL under the Pod; before the debug container, only the
+    sidecar is the Pod's own."""
+    with applied_in_order(k4c_kube, owned_objects(live=True)):
+        before = live(run_k4c, k4c_control_plane, "--k4c-allowed-registries=registry.example.com")
+        add_ephemeral_container(k4c_kube, OWNED, "api-5d8-x", PRIVILEGED_DEBUGGER)
+        res = live(run_k4c, k4c_control_plane, "--k4c-allowed-registries=registry.example.com")
+    check(res, owned_expectations())
+    check(before, {"K4C-CT-PSB-001": ("PASS", [], []),
+                   "K4C-CT-WL-004": ("FAIL", [{"name": "api-5d8-x", "container": "initContainers/mesh-proxy"}],
+                                     [{"kind": "Deployment"}])})
 
 
 def test_live_pass_when_every_workload_complies(run_k4c, k4c_control_plane, k4c_kube):
