@@ -110,3 +110,24 @@ def test_merge_splits_a_multi_cluster_bundle_into_a_column_per_target(k4c_contro
     # The code control belongs to no cluster: it sits in the fleet run's own column only.
     code = [r for r in doc["controls"] if r["layer"] == "code"]
     assert code and all(set(r["outcomes"]) == {f"{fleet_dir} (no target)"} for r in code)
+
+
+@pytest.mark.controlplane
+def test_the_oscal_of_a_multi_cluster_run_names_each_controls_own_target(k4c_control_plane, run_k4c, tmp_path,
+                                                                         oscal_validator):
+    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
+    root = tmp_path / "fleet"
+    run_k4c("--k4c-cluster=a", "--k4c-cluster=r", f"--k4c-kubeconfig={kubeconfig}", f"--k4c-bundle={root}",
+            paths=[SUITES / "cluster" / "test_namespaces.py"])
+    doc = json.loads((root / bundle.OSCAL).read_text())
+    assert not list(oscal_validator.iter_errors(doc))
+    result = doc["assessment-results"]["results"][0]
+    components = {c["uuid"]: c for c in result["local-definitions"]["components"]}
+    by_target = {}
+    for obs in result["observations"]:
+        props = {p["name"]: p["value"] for p in obs["props"]}
+        (subject,) = obs["subjects"]  # the target only: its name is no parameter of its own
+        by_target[props["nodeid"].rsplit("[", 1)[1].rstrip("]")] = components[subject["subject-uuid"]]
+    assert set(by_target) == {"a", "r"}
+    assert by_target["a"]["title"] == f"live cluster, context a ({k4c_control_plane.url})"
+    assert by_target["r"]["title"] == f"live cluster, context r ({k4c_control_plane.url})"

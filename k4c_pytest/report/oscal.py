@@ -10,7 +10,9 @@ assessment-results model, for GRC tools that import OSCAL:
   k4c itself as the tool component the observations come from.
 - one ``observation`` per control (every outcome), ``collected`` when the data it judged was
   read: the snapshot's collection time, else the latest time a kind was listed, else when
-  the control started; with the target as its ``subject`` and links to its evidence.
+  the control started; with the target as its ``subject`` and links to its evidence. With
+  several targets (clusters, AWS profiles) each is a component and a control run against one
+  has that one as its subject.
 - one ``finding`` per FAILed or ERRORed control, ``not-satisfied`` (reason ``fail`` or
   ``other``: an ERROR proves nothing either way), pointing at its observation.
 - ``back-matter``: one resource per evidence file (the JSON results, SARIF, JUnit, HTML,
@@ -148,6 +150,22 @@ def assessment_results(results: dict[str, Any], evidence: Iterable[Evidence] = (
          "props": [_prop(f"target-{k}", v) for k, v in sorted(target.items()) if v not in (None, "")]
                   or [_prop("target-mode", "none")]},
     ]
+    # With several targets (clusters, AWS profiles) each is a component of its own, and a
+    # control run against one has that target as its subject, not the run's first target.
+    named_targets: dict[str, str] = {}
+    targets = [t for t in results.get("targets") or [] if isinstance(t, dict) and t.get("name")]
+    run_targets = list(dict.fromkeys(r.get("target") for r in results.get("controls") or [] if r.get("target")))
+    if len(run_targets) > 1:
+        described = {t["name"]: t for t in targets}
+        components[1]["title"] = f"{len(run_targets)} targets: " + ", ".join(run_targets)
+        for name in run_targets:
+            t = {k: v for k, v in described.get(name, {"mode": "aws", "profile": name}).items() if k != "name"}
+            named_targets[name] = uid("target", name)
+            components.append({"uuid": named_targets[name], "type": "system",
+                               "title": _target_title(t) if t.get("mode") != "aws" else f"AWS account, profile {name}",
+                               "description": f"target {name} of the run", "status": {"state": "operational"},
+                               "props": [_prop("target-name", name)] +
+                                        [_prop(f"target-{k}", v) for k, v in sorted(t.items()) if v not in (None, "")]})
     params: dict[str, str] = {}
     resources = [{"uuid": uid("evidence", e.name), "title": e.name,
                   "rlinks": [{"href": e.href, "media-type": e.media_type,
@@ -159,8 +177,14 @@ def assessment_results(results: dict[str, Any], evidence: Iterable[Evidence] = (
     observations, findings = [], []
     for index, record in enumerate(controls):
         nodeid = record.get("nodeid", record["id"])
-        subjects = [{"subject-uuid": target_uuid, "type": "component", "title": components[1]["title"]}]
+        own = named_targets.get(record.get("target") or "")
+        subjects = [{"subject-uuid": own or target_uuid, "type": "component",
+                     "title": f"target {record['target']}" if own else components[1]["title"]}]
         param = _param(nodeid)
+        if own and param is not None:
+            from k4c_pytest.run import _untargeted
+
+            param = _untargeted(f"[{param}]", record["target"])[1:-1] or None
         if param is not None:
             if param not in params:
                 params[param] = uid("param", param)
