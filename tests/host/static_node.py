@@ -8,9 +8,9 @@ Imported by the host tests as ``from static_node import StaticNode`` (never from
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
-import grp
 from pathlib import Path
 from typing import Any
 
