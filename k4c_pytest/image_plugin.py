@@ -189,6 +189,8 @@ class ImageRun:
         return self._source
 
     def _cluster(self):
+        """Every cluster target whose workloads' images are checked, as ``{name: ClusterSource}``
+        (None: no cluster target, or --k4c-no-cluster-images)."""
         from k4c_pytest.run import RUN_KEY
 
         if self.config.getoption("k4c_no_cluster_images"):
@@ -197,7 +199,7 @@ class ImageRun:
         if run is None:
             return None
         try:
-            return run.cluster_source()
+            return {name: run.cluster_source(name) for name in run.target_names} or None
         except NotApplicable:
             return None
 

@@ -405,26 +405,32 @@ def ref_target(text: str, usages: list[Usage] | None = None) -> ImageTarget:
                        else image_ref.DOCKER_HUB_API, reference=ref.reference, usages=list(usages or []))
 
 
-def cluster_usages(cluster) -> dict[str, list[Usage]]:
-    """Image reference -> the containers that run it, over every workload of the cluster source."""
+def cluster_usages(cluster, target: str | None = None) -> dict[str, list[Usage]]:
+    """Image reference -> the containers that run it, over every workload of the cluster source
+    (each workload named ``target: Kind/ns/name`` when a target name is given)."""
     from k4c_pytest import security_context
 
     out: dict[str, list[Usage]] = {}
     for w in cluster.workloads():
+        ref = f"{target}: {w.ref}" if target else w.ref
         for ctx in security_context.containers(w.pod_spec):
             text = ctx.container.get("image")
             if not isinstance(text, str) or not text:
                 continue
             setting = ctx.get("runAsUser")
             uid = setting.value if isinstance(setting.value, int) else None
-            out.setdefault(text, []).append(Usage(w.ref, ctx.label, uid, setting.path))
+            out.setdefault(text, []).append(Usage(ref, ctx.label, uid, setting.path))
     return out
 
 
 def collect_targets(refs: list[str], layout_targets: Callable[[], list[ImageTarget]] | None,
                     cluster: Callable[[], Any] | None) -> list[ImageTarget]:
     """Every image of the run, de-duplicated by normal form, in a stable order: the
-    ``--k4c-image`` references, then the cluster's images, then the layout's."""
+    ``--k4c-image`` references, then the cluster's images, then the layout's.
+
+    ``cluster`` gives a ClusterSource, or ``{target name: ClusterSource}`` with several cluster
+    targets: the images of every target's workloads (an unreadable target is an ERROR of its
+    own, ``cluster-images (name)``, the others' images are still checked)."""
     targets: dict[str, ImageTarget] = {}
 
     def add(t: ImageTarget) -> None:
@@ -436,13 +442,20 @@ def collect_targets(refs: list[str], layout_targets: Callable[[], list[ImageTarg
     for text in refs:
         add(ref_target(text))
     if cluster is not None:
-        try:
-            usages = cluster_usages(cluster())
-        except DataUnavailable as exc:
-            add(ImageTarget(label="cluster-images", error=exc))
-        else:
-            for text in sorted(usages):
-                add(ref_target(text, usages[text]))
+        given = cluster()
+        sources = given if isinstance(given, dict) else {None: given}
+        named = len(sources) > 1
+        usages: dict[str, list[Usage]] = {}
+        for name, source in sources.items():
+            try:
+                mine = cluster_usages(source, name if named else None)
+            except DataUnavailable as exc:
+                add(ImageTarget(label=f"cluster-images ({name})" if named else "cluster-images", error=exc))
+                continue
+            for text, used in mine.items():
+                usages.setdefault(text, []).extend(used)
+        for text in sorted(usages):
+            add(ref_target(text, usages[text]))
     if layout_targets is not None:
         try:
             for t in layout_targets():
