@@ -13,12 +13,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import markupsafe
 import pytest
 
 SCRIPT_NAME = "x-<script>document.title='pwned'</script>"
 IMG_NOTE = "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">"
+ATTACH_NAME = "<script>document.title='attach-name'</script>"
+ATTACH_TEXT = "<script>document.title='attached'</script>\n<img src=x onerror=\"alert('attached')\">"
 
-CONTROLS = '''
+CONTROLS = f"ATTACH_NAME = {ATTACH_NAME!r}\nATTACH_TEXT = {ATTACH_TEXT!r}\n" + '''
 import pytest
 import k4c_pytest
 
@@ -30,6 +33,9 @@ def test_fail(cluster, evidence):
     evidence.table("workloads on the host network",
                    [w.row(note=w.obj["metadata"].get("annotations", {}).get("note", "")) for w in offenders])
     evidence.note("checked every workload")
+    evidence.attach(ATTACH_NAME, ATTACH_TEXT)
+    for w in offenders:
+        evidence.attach("manifest " + w.name, w.obj)
     assert not offenders, f"{len(offenders)} workloads use the host network"
 
 
@@ -161,6 +167,31 @@ def test_each_control_shows_its_evidence_and_remediation(report):
     assert "benchmarks:" in fail and "pss baseline" in fail
     assert "<strong>Remediation:</strong> Deploy something" in extras["test_controls.py::test_pass"]
     assert "teardown raised RuntimeError: cleanup failed" in extras["test_controls.py::test_teardown"]
+    # Each evidence block states the control's severity and its final outcome.
+    for nodeid, severity, outcome in (("test_fail", "high", "FAIL"), ("test_pass", "low", "PASS"),
+                                      ("test_teardown", "low", "ERROR"), ("test_manual", "low", "MANUAL"),
+                                      ("test_na", "low", "N/A")):
+        block = extras[f"test_controls.py::{nodeid}"]
+        head = block[block.index('<p class="k4c-head">'):]
+        head = head[:head.index("</p>")]
+        assert f'<span class="k4c-severity">severity: {severity}</span>' in head, (nodeid, head)
+        assert f'<span class="k4c-outcome">outcome: <strong>{outcome}</strong></span>' in head, (nodeid, head)
+
+
+def test_attachments_are_shown_escaped(report):
+    _, _, data = report
+    fail = "".join(e["content"] for e in data["tests"]["test_controls.py::test_fail"][0]["extras"])
+    attachments = re.findall(r'<details class="k4c-attachment"><summary>(.*?)</summary><pre>(.*?)</pre></details>',
+                             fail, re.S)
+    by_name = dict(attachments)
+    # A text attachment with markup: its name and its text appear escaped, as text.
+    assert by_name[str(markupsafe.escape(ATTACH_NAME))] == str(markupsafe.escape(ATTACH_TEXT))
+    # A whole object from the target, markup in its name and annotation, attached as JSON.
+    hostile = by_name[str(markupsafe.escape("manifest " + SCRIPT_NAME))]
+    assert json.loads(html.unescape(hostile))["metadata"]["annotations"]["note"] == IMG_NOTE
+    assert "manifest web" in by_name
+    for raw in (ATTACH_NAME, ATTACH_TEXT, "<script>", "<img src=x", SCRIPT_NAME, IMG_NOTE):
+        assert not any(raw in name or raw in text for name, text in attachments), raw
 
 
 def test_markup_from_the_target_is_escaped(report):
@@ -173,7 +204,8 @@ def test_markup_from_the_target_is_escaped(report):
         "".join(entry["resultsTableRow"]) + "".join(e["content"] for e in entry["extras"]) + entry.get("log", "")
         for entries in data["tests"].values() for entry in entries)
     static = re.sub(r'data-jsonblob="[^"]*"', "", text)
-    for raw in (SCRIPT_NAME, IMG_NOTE, "<img src=x onerror=alert(1)>", "<script>document", "<img src=x"):
+    for raw in (SCRIPT_NAME, IMG_NOTE, "<img src=x onerror=alert(1)>", "<script>document", "<img src=x",
+                ATTACH_NAME, ATTACH_TEXT):
         assert raw not in rendered and raw not in static
 
 
