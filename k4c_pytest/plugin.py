@@ -130,9 +130,12 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     # Before junitxml and pytest-html read their options: a bundle gets their files too.
     from k4c_pytest.bundle import prepare_options
     from k4c_pytest.bundle_s3 import stage_option
+    from k4c_pytest.report import junit
 
+    junit.configure(config)  # junit_family xunit1 unless the user chose one (testcase properties)
     stage_option(config)  # --k4c-bundle s3://...: a local staging folder, uploaded at the end
     prepare_options(config)
+    junit.warn_without_properties(config)  # after the bundle has set --junitxml
 
 
 def _configure_bundle(config: pytest.Config, run: Run) -> None:
@@ -267,7 +270,10 @@ class _WorkerUsageErrors:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    from k4c_pytest.report import junit
+
     used_benchmarks: set[str] = set()
+    junit_properties = junit.with_properties(config)
     for item in items:
         mark = item.get_closest_marker("control")
         if mark is None:
@@ -282,7 +288,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if layer in controls.LAYERS:
             item.add_marker(layer)
         item.add_marker(control.severity)
-        item.user_properties.append(("k4c_control", control.id))
+        if junit_properties:
+            item.user_properties.append((junit.CONTROL, control.id))
         used_benchmarks.update(control.benchmarks)
     _check_waived_controls(config, items)
     _check_attested_controls(config, items)
@@ -418,9 +425,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             record["attestation"] = state["attestation"]
         report.k4c = record
         report.k4c_coverage = run.local_coverage()
-        from k4c_pytest.report.junit import properties
+        from k4c_pytest.report import junit
 
-        report.user_properties.extend(properties(record))
+        if junit.with_properties(item.config):
+            report.user_properties.extend(junit.properties(record))
         if item.config.getoption("htmlpath", None):
             from k4c_pytest.report import html
 

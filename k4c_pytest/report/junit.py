@@ -1,9 +1,9 @@
 """JUnit XML: pytest's own ``--junitxml``, with each control's facts as ``<properties>``.
 
-pytest writes a testcase's ``<properties>`` from its report's ``user_properties`` (in every
-junit family, xunit2 included). The plugin adds ``k4c_control`` at collection and, on the
-teardown report, the properties below, so CI systems that read JUnit (GitLab, Jenkins, Azure)
-can show and filter by control id, k4c outcome, severity and benchmark requirement::
+pytest writes a testcase's ``<properties>`` from its report's ``user_properties``. The plugin
+adds ``k4c_control`` at collection and, on the teardown report, the properties below, so CI
+systems that read testcase properties (Jenkins' JUnit plugin, Testmo, ...) can show and filter
+by control id, k4c outcome, severity and benchmark requirement::
 
     <testcase classname="suites.cluster.test_rbac" name="test_no_wildcard_verbs" time="0.012">
       <properties>
@@ -19,17 +19,73 @@ can show and filter by control id, k4c outcome, severity and benchmark requireme
     </testcase>
 
 pytest escapes the values. Only the record's fields are used, which are redacted.
+
+Testcase properties exist only in pytest's ``xunit1`` (``legacy``) family: pytest's default,
+``xunit2``, follows the Jenkins xunit ``junit-10.xsd`` schema, which has ``<properties>`` only
+under ``<testsuite>`` (pytest warns that ``record_property`` is incompatible with it). So:
+
+- when the user has not chosen ``junit_family`` (ini file or ``-o``), k4c makes it ``xunit1``,
+  and every testcase carries the properties above (and pytest's ``file`` and ``line``);
+- when the user chose ``xunit2``, k4c adds no testcase properties, so the XML stays valid
+  against ``junit-10.xsd``, and says so once as a ``PytestConfigWarning``; the control ids,
+  outcomes and evidence are in the JSON results (``--k4c-json``).
+
+pytest has no public way to change an ini value's default, so :func:`configure` reads and
+writes its private ini tables; if a pytest release renames them, k4c leaves ``junit_family``
+alone (pytest's default) and adds no properties, which keeps the XML valid.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from k4c_pytest.outcomes import PASS, WAIVED
 
 #: Set at collection by the plugin (``item.user_properties``), so it is on every phase's report.
 CONTROL = "k4c_control"
 _MAX_REASON = 1000
+INI = "junit_family"
+#: pytest's junit families that have a ``<properties>`` element under ``<testcase>``.
+PROPERTY_FAMILIES = ("xunit1", "legacy")
+DEFAULT_FAMILY = "xunit1"
+
+
+def _user_set(config: pytest.Config) -> bool | None:
+    """Whether the user set ``junit_family`` (ini file or ``-o``); None when pytest's private
+    ini tables are not where this pytest version keeps them."""
+    inicfg = getattr(config, "_inicfg", None)  # pytest >= 9: the file's values and -o overrides
+    if isinstance(inicfg, dict):
+        return INI in inicfg
+    legacy = getattr(config, "__dict__", {}).get("inicfg")  # pytest 8: the file's values ...
+    overrides = getattr(config, "_override_ini", None)      # ... and -o overrides apart
+    if isinstance(legacy, dict) and overrides is not None:
+        return INI in legacy or any(str(o).partition("=")[0].strip() == INI for o in overrides)
+    return None
+
+
+def configure(config: pytest.Config) -> None:
+    """Make ``xunit1`` the junit family when the user chose none. Called before pytest's junitxml
+    reads ``junit_family`` (``pytest_cmdline_main``), on the controller and on xdist workers."""
+    cache = getattr(config, "_inicache", None)
+    if _user_set(config) is False and isinstance(cache, dict):
+        cache[INI] = DEFAULT_FAMILY
+
+
+def with_properties(config: pytest.Config) -> bool:
+    """Whether testcases get k4c's properties: only in a family whose schema has them."""
+    return config.getini(INI) in PROPERTY_FAMILIES
+
+
+def warn_without_properties(config: pytest.Config) -> None:
+    """With ``--junitxml`` in a family without testcase properties, say once what is left out."""
+    if getattr(config.option, "xmlpath", None) and not hasattr(config, "workerinput") \
+            and not with_properties(config):
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"k4c: junit_family={config.getini(INI)} has no testcase <properties>, so the JUnit XML "
+            f"carries no k4c control ids; they are in --k4c-json. Use junit_family=xunit1 "
+            f"(k4c's default) to have them as properties."), stacklevel=2)
 
 
 def properties(record: dict[str, Any]) -> list[tuple[str, str]]:
