@@ -70,6 +70,8 @@ def sha256(data: bytes) -> str:
 
 
 def check_digest(digest: str, data: bytes, what: str) -> None:
+    """Raise DataUnavailable unless ``data`` matches ``digest`` (sha256 or sha512, the
+    algorithms of the OCI image spec; any other is refused)."""
     algo, _, expected = digest.partition(":")
     if algo not in ("sha256", "sha512"):
         raise DataUnavailable(what, f"unsupported digest algorithm {algo!r}")
@@ -263,8 +265,10 @@ class RegistryClient:
         if len(data) > MAX_MANIFEST:
             raise DataUnavailable(what, f"manifest larger than {MAX_MANIFEST} bytes")
         digest = sha256(data)
-        if reference.startswith("sha256:") and reference != digest:
-            raise DataUnavailable(what, f"content does not match its digest (got {digest})")
+        if ":" in reference:
+            # A reference with a colon is a digest (a tag cannot hold one): sha256 and sha512 are
+            # checked, any other algorithm is refused rather than taken on trust.
+            check_digest(reference, data, what)
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         try:
             media_type = json.loads(data).get("mediaType") or media_type

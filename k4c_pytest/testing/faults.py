@@ -2,7 +2,8 @@
 
 A real kube-apiserver cannot be made to answer 500, expire a ``continue`` token, cut a response
 mid-body, hang or rate-limit on demand; this proxy can, per request, while passing everything
-else through unchanged. Loopback only.
+else through unchanged. Loopback only. :meth:`FaultProxy.plain_http` makes a plain-HTTP one,
+for a loopback server that speaks HTTP (the test docker-registry).
 """
 
 from __future__ import annotations
@@ -160,14 +161,25 @@ class FaultProxy:
                  server_key: bytes | str | Path, rules: list[RuleLike] | None = None):
         self._tmp = tempfile.TemporaryDirectory(prefix="k4c-fault-proxy-")
         folder = Path(self._tmp.name)
-        self.ca_path = _pem_file(ca_cert, folder, "ca.crt")
-        self.client_cert_path = _pem_file(client_cert, folder, "client.crt")
-        self.client_key_path = _pem_file(client_key, folder, "client.key")
         self.rules: list[RuleLike] = list(rules or [])
         self.requests: list[tuple[str, str]] = []
         self._stopping = threading.Event()
         parts = urlsplit(upstream_url)
         self.upstream_url = upstream_url
+        if parts.scheme == "http":
+            # plain_http(): no TLS on either side
+            self.ca_path = self.client_cert_path = self.client_key_path = ""
+            self._upstream = urllib3.HTTPConnectionPool(
+                parts.hostname, parts.port or 80, maxsize=16, block=False, retries=False,
+                timeout=urllib3.Timeout(connect=5.0, read=None))
+            self._server = _Server(("127.0.0.1", 0), _Handler)
+            self._server.proxy = self
+            self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+            self._thread = None
+            return
+        self.ca_path = _pem_file(ca_cert, folder, "ca.crt")
+        self.client_cert_path = _pem_file(client_cert, folder, "client.crt")
+        self.client_key_path = _pem_file(client_key, folder, "client.key")
         self._upstream = urllib3.HTTPSConnectionPool(
             parts.hostname, parts.port or 443, ca_certs=self.ca_path, cert_file=self.client_cert_path,
             key_file=self.client_key_path, cert_reqs="CERT_REQUIRED", maxsize=16, block=False,
@@ -193,6 +205,18 @@ class FaultProxy:
         server = pki.issue(ca, "k4c-fault-proxy", server_names=["127.0.0.1", "localhost"], client=False)
         cert, key = control_plane.user_cert()
         return cls(control_plane.url, ca.cert_pem, cert, key, server.cert_pem, server.key_pem, rules)
+
+    @classmethod
+    def plain_http(cls, upstream_url: str, rules: list[RuleLike] | None = None) -> "FaultProxy":
+        """A plain-HTTP proxy (not started) on 127.0.0.1 for an ``http://`` loopback server."""
+        if urlsplit(upstream_url).scheme != "http":
+            raise ValueError(f"plain_http needs an http:// upstream, not {upstream_url}")
+        return cls(upstream_url, b"", b"", b"", b"", b"", rules)
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:<port>`` of the proxy (an image reference's registry part)."""
+        return f"127.0.0.1:{self._server.server_address[1]}"
 
     # -- lifecycle --
 
