@@ -16,6 +16,7 @@ when no ``--k4c-hosts`` is given, so testinfra suites keep working next to k4c.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -95,6 +96,11 @@ class HostRun:
                                             f"(known: {', '.join(sorted(BACKENDS))})")
                 if scheme != "local" and not urlparse(spec).netloc:
                     raise pytest.UsageError(f"--k4c-hosts: {spec!r} names no host")
+                if scheme == "ansible" and shutil.which("ansible-inventory") is None:
+                    # testinfra reads the inventory with Ansible's own ansible-inventory command.
+                    raise pytest.UsageError(f"--k4c-hosts: {spec!r}: ansible:// needs Ansible, which is not "
+                                            "installed here (no ansible-inventory command on PATH): "
+                                            "pip install ansible-core, or give the hosts as ssh:// specs")
                 specs.append(spec)
         roles: dict[str, tuple[str, ...]] = {}
         for value in config.getoption("k4c_host_role"):
@@ -127,7 +133,10 @@ class HostRun:
         elif any(tls.values()):
             given = ", ".join(f"--k4c-etcd-{k}" for k, v in tls.items() if v)
             raise pytest.UsageError(f"{given}: given without --k4c-etcd ENDPOINT")
-        return cls(specs, roles, root, etcd)
+        run = cls(specs, roles, root, etcd)
+        if any(s.startswith("ansible://") for s in specs):
+            run._expand()  # an inventory that cannot be read is a usage error, before collection
+        return run
 
     # -- hosts --
 
