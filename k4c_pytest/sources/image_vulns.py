@@ -22,6 +22,9 @@ from k4c_pytest.outcomes import DataUnavailable
 from k4c_pytest.sources import image_ref
 
 SEVERITIES = ("negligible", "low", "medium", "high", "critical")
+#: How far ahead of this machine's clock a report's or an image's time may be (clocks of the
+#: scanner's or builder's machine and this one differ a little); further ahead is no real time.
+CLOCK_SKEW = timedelta(minutes=5)
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -161,6 +164,10 @@ def report_for(reports: list[VulnReport], digests: list[str], reference: str | N
         raise DataUnavailable(f"vulnerability report {report.path}",
                               "it has no creation time (Trivy CreatedAt / Grype descriptor.timestamp), so its "
                               "age cannot be checked")
+    if age < -CLOCK_SKEW:
+        raise DataUnavailable(f"vulnerability report {report.path}",
+                              f"it says it was written {report.created.isoformat(timespec='seconds')}, "
+                              f"{_human(-age)} in the future, so its age cannot be checked")
     if age > max_age:
         raise DataUnavailable(f"vulnerability report {report.path}",
                               f"it was written {report.created.isoformat(timespec='seconds')}, {_human(age)} ago, "

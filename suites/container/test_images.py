@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 
 from k4c_pytest import NotApplicable
+from k4c_pytest.sources.image_vulns import CLOCK_SKEW
 
 CIS_DOCKER = "cis-docker-1.7"
 NSA = "nsa-cisa-1.2"
@@ -105,6 +106,10 @@ def test_image_is_recent(image, evidence, image_policy):
         elif created.year <= 1970:
             offenders.append(v.row(created=created.isoformat(), reason="created at the Unix epoch (a reproducible "
                                                                        "build without SOURCE_DATE_EPOCH): age unknown"))
+        elif created - now > CLOCK_SKEW:
+            offenders.append(v.row(created=created.isoformat(timespec="seconds"),
+                                   reason="created in the future (a wrong build clock or a forged time): age "
+                                          "unknown"))
         elif now - created > image_policy.max_image_age:
             offenders.append(v.row(created=created.isoformat(timespec="seconds"),
                                    reason=f"{(now - created).days} days old"))

@@ -4,9 +4,8 @@ cosign signatures made with keys generated here, and scanner reports written for
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,31 +13,7 @@ import pytest
 from k4c_pytest.testing import oci
 from k4c_pytest.testing.registry import k4c_registry, k4c_registry_basic, k4c_registry_token  # noqa: F401
 
-from image_helpers import IMAGE_SUITES, run_k4c_subprocess
-NOW = datetime.now(timezone.utc)
-
-
-def trivy_report(path: Path, digest: str, repo_ref: str, config_digest: str, vulns: list[dict],
-                 created: datetime = NOW) -> Path:
-    name = repo_ref.rsplit(":", 1)[0]
-    path.write_text(json.dumps({
-        "SchemaVersion": 2, "CreatedAt": created.isoformat().replace("+00:00", "Z"), "ArtifactName": repo_ref,
-        "ArtifactType": "container_image",
-        "Metadata": {"ImageID": config_digest, "RepoDigests": [f"{name}@{digest}"],
-                     # Trivy copies the whole config, ENV values included, into its report.
-                     "ImageConfig": {"config": {"Env": [f"AWS_ACCESS_KEY_ID={oci.CANARY_AWS_KEY}"]}}},
-        "Results": [{"Target": "debian", "Class": "os-pkgs", "Vulnerabilities": vulns}]}))
-    return path
-
-
-def grype_report(path: Path, digest: str, repo_ref: str, matches: list[dict], created: datetime = NOW) -> Path:
-    path.write_text(json.dumps({
-        "matches": matches,
-        "source": {"type": "image", "target": {"userInput": repo_ref, "manifestDigest": digest,
-                                               "repoDigests": [f"{repo_ref.rsplit(':', 1)[0]}@{digest}"]}},
-        "descriptor": {"name": "grype", "version": "0.74.0",
-                       "timestamp": created.isoformat().replace("+00:00", "Z")}}))
-    return path
+from image_helpers import IMAGE_SUITES, NOW, grype_report, run_k4c_subprocess, trivy_report
 
 
 @dataclass

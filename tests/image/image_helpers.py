@@ -7,14 +7,51 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from k4c_pytest.testing import oci
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_SUITES = [REPO_ROOT / "suites" / "container" / f for f in
                 ("test_images.py", "test_image_contents.py", "test_image_supply_chain.py")]
 IMG = [f"K4C-IMG-{n:03d}" for n in range(1, 10)]
 _counter = itertools.count()
+NOW = datetime.now(timezone.utc)
+
+
+def _iso(created: datetime) -> str:
+    return created.isoformat().replace("+00:00", "Z")
+
+
+def trivy_report(path: Path, digest: str, repo_ref: str, config_digest: str, vulns: list[dict],
+                 created: datetime | None = NOW) -> Path:
+    """A ``trivy image -f json`` report of an image (``created`` None: without CreatedAt)."""
+    name = repo_ref.rsplit(":", 1)[0]
+    doc = {"SchemaVersion": 2, "ArtifactName": repo_ref, "ArtifactType": "container_image",
+           "Metadata": {"ImageID": config_digest, "RepoDigests": [f"{name}@{digest}"],
+                        # Trivy copies the whole config, ENV values included, into its report.
+                        "ImageConfig": {"config": {"Env": [f"AWS_ACCESS_KEY_ID={oci.CANARY_AWS_KEY}"]}}},
+           "Results": [{"Target": "debian", "Class": "os-pkgs", "Vulnerabilities": vulns}]}
+    if created is not None:
+        doc["CreatedAt"] = _iso(created)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def grype_report(path: Path, digest: str, repo_ref: str, matches: list[dict],
+                 created: datetime | None = NOW) -> Path:
+    """A ``grype -o json`` report of an image (``created`` None: without descriptor.timestamp)."""
+    descriptor = {"name": "grype", "version": "0.74.0"}
+    if created is not None:
+        descriptor["timestamp"] = _iso(created)
+    path.write_text(json.dumps({
+        "matches": matches,
+        "source": {"type": "image", "target": {"userInput": repo_ref, "manifestDigest": digest,
+                                               "repoDigests": [f"{repo_ref.rsplit(':', 1)[0]}@{digest}"]}},
+        "descriptor": descriptor}))
+    return path
 
 
 @dataclass

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from image_helpers import IMG, image_outcome, image_record, outcomes, rows
+from image_helpers import IMG, NOW, grype_report, image_outcome, image_record, outcomes, rows, trivy_report
+from k4c_pytest.testing import oci
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +101,72 @@ def test_config_read_once_per_image(full_run, pushed):
     cov = full_run.results["coverage"][f"image:{pushed.ref('good')}"]
     # manifest + config, whatever the number of controls.
     assert cov == {**cov, "status": "listed", "count": 1, "requests": 2}
+
+
+# -- image and report times; each scanner's FAIL and PASS ---------------------------------------
+
+@pytest.fixture(scope="module")
+def dated_run(k4c_registry, run_k4c_module, tmp_path_factory):
+    """Images pushed for this module, with a report each: Trivy with a fixable high finding,
+    Grype with only low and medium ones, a report without a time, one dated tomorrow; and an
+    image whose config says it was built next month."""
+    folder = tmp_path_factory.mktemp("dated")
+    push = oci.Pusher(k4c_registry.url)
+    images = {name: oci.good_image(labels={"variant": name}) for name in ("trivyfail", "grypepass", "undated",
+                                                                          "ahead")}
+    images["future"] = oci.good_image(labels={"variant": "future"}, created=NOW + timedelta(days=30))
+    refs, digests = {}, {}
+    for name, img in images.items():
+        digests[name] = push.push("dated", name, img)
+        refs[name] = f"{k4c_registry.host}/dated:{name}"
+    high = {"VulnerabilityID": "CVE-2025-0002", "PkgName": "openssl", "InstalledVersion": "3.0.11-1",
+            "FixedVersion": "3.0.13-1", "Severity": "HIGH"}
+    reports = [
+        trivy_report(folder / "trivyfail.json", digests["trivyfail"], refs["trivyfail"],
+                     images["trivyfail"].config.digest, [high]),
+        grype_report(folder / "grypepass.json", digests["grypepass"], refs["grypepass"], [
+            {"vulnerability": {"id": "CVE-2025-0003", "severity": "Medium", "fix": {"versions": ["2"], "state": "fixed"}},
+             "artifact": {"name": "libc6", "version": "2.36-9", "type": "deb"}},
+            {"vulnerability": {"id": "CVE-2025-0004", "severity": "Low", "fix": {"state": "not-fixed"}},
+             "artifact": {"name": "libc6", "version": "2.36-9", "type": "deb"}}]),
+        trivy_report(folder / "undated.json", digests["undated"], refs["undated"], images["undated"].config.digest,
+                     [], created=None),
+        grype_report(folder / "ahead.json", digests["ahead"], refs["ahead"], [], created=NOW + timedelta(days=1)),
+        trivy_report(folder / "future.json", digests["future"], refs["future"], images["future"].config.digest, []),
+    ]
+    res = run_k4c_module(*(f"--k4c-image={r}" for r in refs.values()), *(f"--k4c-vuln-report={p}" for p in reports),
+                         k="recent or vulnerabilities")
+    return res, refs
+
+
+def test_trivy_finding_fails_and_grype_below_threshold_passes(dated_run):
+    res, refs = dated_run
+    record = image_record(res, "K4C-IMG-009", refs["trivyfail"])
+    assert record["outcome"] == "FAIL", record
+    assert record["reason"] == "1 vulnerabilities of severity high or worse, 1 fixable"
+    assert [(r["id"], r["fixed in"], r["fixable"]) for r in rows(res, "K4C-IMG-009", refs["trivyfail"])] == [
+        ("CVE-2025-0002", "3.0.13-1", "yes")]
+    passed = image_record(res, "K4C-IMG-009", refs["grypepass"])
+    assert passed["outcome"] == "PASS", passed
+    # judged on the Grype report, which was read: its findings are counted in the evidence
+    assert any("grype report" in e.get("text", "") and "2 findings in all" in e.get("text", "")
+               for e in passed["evidence"])
+
+
+def test_report_without_a_time_or_from_the_future_errors(dated_run):
+    res, refs = dated_run
+    undated = image_record(res, "K4C-IMG-009", refs["undated"])
+    assert undated["outcome"] == "ERROR"
+    assert "undated.json" in undated["reason"] and "it has no creation time" in undated["reason"]
+    ahead = image_record(res, "K4C-IMG-009", refs["ahead"])
+    assert ahead["outcome"] == "ERROR"
+    assert "ahead.json" in ahead["reason"] and "in the future, so its age cannot be checked" in ahead["reason"]
+
+
+def test_image_created_in_the_future_fails_its_age(dated_run):
+    res, refs = dated_run
+    record = image_record(res, "K4C-IMG-004", refs["future"])
+    assert record["outcome"] == "FAIL", record
+    assert "created in the future" in record["reason"]
+    # the others, built now, are recent
+    assert image_outcome(res, "K4C-IMG-004", refs["trivyfail"]) == "PASS"

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from image_helpers import grype_report, trivy_report
 from k4c_pytest.outcomes import DataUnavailable
 from k4c_pytest.sources import image_ref, image_vulns
 from k4c_pytest.sources.image_contents import Contents
@@ -114,3 +115,20 @@ def test_docker_config_credentials():
     assert (creds.get("registry-1.docker.io").username, creds.get("docker.io").password) == ("hub", "pw")
     assert creds.get("registry.example.com:5000").basic() == "Basic " + base64.b64encode(b"u:p").decode()
     assert creds.get("other.example.com") is None
+
+
+def test_report_without_a_time_or_from_the_future_is_unusable(tmp_path):
+    digest = "sha256:" + "d" * 64
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    undated = image_vulns.load(trivy_report(tmp_path / "undated.json", digest, "app:1", digest, [], created=None))
+    assert undated.created is None
+    with pytest.raises(DataUnavailable, match=r"it has no creation time \(Trivy CreatedAt"):
+        image_vulns.report_for([undated], [digest], None, timedelta(days=7), now)
+    ahead = image_vulns.load(grype_report(tmp_path / "ahead.json", digest, "app:1", [],
+                                          created=now + timedelta(days=2)))
+    with pytest.raises(DataUnavailable, match="2d in the future, so its age cannot be checked"):
+        image_vulns.report_for([ahead], [digest], None, timedelta(days=7), now)
+    # a scanner whose clock is a little ahead of this one is no fault
+    slightly = image_vulns.load(grype_report(tmp_path / "skew.json", digest, "app:1", [],
+                                             created=now + image_vulns.CLOCK_SKEW - timedelta(seconds=1)))
+    assert image_vulns.report_for([slightly], [digest], None, timedelta(days=7), now) is slightly
