@@ -1,7 +1,8 @@
 """``k4c collect``: capture a live cluster into a snapshot file that ``--k4c-snapshot`` evaluates.
 
 Every kind of :data:`k4c_pytest.sources.kinds.KNOWN_KINDS` is listed once through the same
-ClusterSource and LiveBackend a live run uses, so a snapshot holds exactly what a live run
+ClusterSource and LiveBackend a live run uses, then each Node's kubelet configuration is read
+(``configz``, the pseudo-kind ``nodes/configz``), so a snapshot holds exactly what a live run
 would have seen: the same redaction (Secret and ConfigMap values, env values and
 last-applied annotations never reach the file), and the same coverage. A kind that cannot be
 read is recorded with its status and reason and the collection goes on; evaluating the
@@ -28,6 +29,7 @@ from k4c_pytest.outcomes import DataUnavailable, KindNotServed
 from k4c_pytest.sources.cluster import FAILED, FORBIDDEN, LISTED, NOT_SERVED
 from k4c_pytest.sources.cluster_snapshot import FORMAT, VERSION, snapshot_lines, write_snapshot_file
 from k4c_pytest.sources.kinds import KNOWN_KINDS, Kind
+from k4c_pytest.sources.kubelet_configz import CONFIGZ_KIND
 
 
 class CollectError(Exception):
@@ -79,9 +81,13 @@ def open_backend(context: str, kubeconfig: str | None, page_size: int = 500):
         raise CollectError(f"{flag}: cannot load the cluster configuration: {exc}", usage=True) from None
 
 
-def collect(backend, *, kinds: tuple[Kind, ...] = KNOWN_KINDS,
+def collect(backend, *, kinds: tuple[Kind, ...] = KNOWN_KINDS, kubelets: bool = True,
             progress: Callable[[str], None] | None = None) -> Collected:
     """List every kind once through ``backend`` and return the snapshot document.
+
+    With ``kubelets``, each Node's kubelet configuration is read too (``configz`` through the
+    API server's node proxy) and recorded as the pseudo-kind ``nodes/configz``, so the kubelet
+    controls reach the same outcome on the snapshot as on the live cluster.
 
     ``progress`` receives one line per kind. Raises CollectError when nothing can be read from
     the server at all (it is unreachable), since such a snapshot would hold no evidence.
@@ -94,11 +100,12 @@ def collect(backend, *, kinds: tuple[Kind, ...] = KNOWN_KINDS,
     server_version = backend.server_version()
     entries: dict[str, dict[str, Any]] = {}
     result = Collected(doc={})
-    total = len(kinds)
-    for n, kind in enumerate(kinds, 1):
+    steps = [*kinds, CONFIGZ_KIND] if kubelets else list(kinds)
+    total = len(steps)
+    for n, kind in enumerate(steps, 1):
         t0 = time.perf_counter()
         try:
-            items = source.list(kind.key)
+            items = source.kubelet_configz() if kind is CONFIGZ_KIND else source.list(kind.key)
         except KindNotServed as exc:
             entries[kind.key] = {"status": NOT_SERVED, "reason": exc.reason}
             result.not_served.append(kind.key)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 import pytest
 
@@ -207,7 +207,9 @@ class HostRun:
 
 
 class ApiKubelets:
-    """The kubelet configuration of every Node, read through the API server (``configz``)."""
+    """The kubelet configuration of every Node, as each kubelet answers ``configz`` through the
+    API server (read once per target by :meth:`ClusterSource.kubelet_configz`), or as a
+    snapshot recorded it."""
 
     def __init__(self, cluster):
         self.cluster = cluster
@@ -223,25 +225,24 @@ class ApiKubelets:
 
         if self._kubelets is not None:
             return self._kubelets
-        backend = self.cluster.backend
-        if not hasattr(backend, "get_json"):
+        src = self.cluster
+        if not src.holds_kubelet_configz:
             raise NotApplicable(f"kubelet settings need --k4c-hosts or a live cluster (the target is "
-                                f"{backend.mode}, which holds no kubelet configuration)")
-        nodes = self.cluster.list("Node")
+                                f"{src.mode}, which holds no kubelet configuration)")
+        nodes = [n["metadata"]["name"] for n in src.list("Node")]
         if not nodes:
             raise NotApplicable("the cluster has no Nodes, so no kubelet to check")
-        out = []
-        for node in nodes:
-            name = node["metadata"]["name"]
-            path = f"/api/v1/nodes/{quote(name, safe='')}/proxy/configz"
-            try:
-                config = configz.kubeletconfig(backend.get_json(path))
-            except configz.MalformedConfigz as exc:
-                raise DataUnavailable(path, str(exc)) from None
-            # The kubelet's JSON leaves out zero values (readOnlyPort 0, ...): put them back.
-            out.append(Kubelet(name, configz.effective(config), "API nodes/proxy/configz"))
-        self._kubelets = out
-        return out
+        records = src.kubelet_configz()
+        read = {r["metadata"]["name"] for r in records}
+        missing = [n for n in nodes if n not in read]
+        if missing:  # a snapshot whose Nodes and kubelet records disagree: never a pass
+            raise DataUnavailable(configz.CONFIGZ_KEY, f"no kubelet configuration recorded for the Nodes "
+                                                       f"{', '.join(sorted(missing))}")
+        where = "API nodes/proxy/configz" if src.mode == "live" else f"nodes/proxy/configz, from the {src.mode}"
+        # The kubelet's JSON leaves out zero values (readOnlyPort 0, ...): put them back.
+        self._kubelets = [Kubelet(r["metadata"]["name"], configz.effective(r["kubeletconfig"]), where)
+                          for r in records]
+        return self._kubelets
 
 
 class HostKubelets:

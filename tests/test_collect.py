@@ -14,12 +14,14 @@ import yaml
 from k4c_pytest import cli, demo
 from k4c_pytest.sources.cluster_snapshot import read_snapshot
 from k4c_pytest.sources.kinds import KNOWN_KINDS
+from k4c_pytest.sources.kubelet_configz import CONFIGZ_KEY
 from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, free_port
 from k4c_pytest.testing.faults import Rule
 
 pytestmark = pytest.mark.controlplane
 
-KEYS = [k.key for k in KNOWN_KINDS]
+# What a collection records, in order: every known kind, then the kubelets' configz answers.
+KEYS = [k.key for k in KNOWN_KINDS] + [CONFIGZ_KEY]
 BUILT_IN_GROUPS = {"", "apps", "batch", "rbac.authorization.k8s.io", "networking.k8s.io", "admissionregistration.k8s.io"}
 ADDON_KEYS = {k.key for k in KNOWN_KINDS if k.group not in BUILT_IN_GROUPS}
 RBAC_KEYS = [k.key for k in KNOWN_KINDS if k.group == "rbac.authorization.k8s.io"]

@@ -13,9 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from k4c_pytest.outcomes import DataUnavailable, KindNotServed
+from k4c_pytest.outcomes import DataUnavailable, KindNotServed, NotApplicable
 from k4c_pytest.sources import kinds as _kinds
 from k4c_pytest.sources.kinds import Kind
+from k4c_pytest.sources.kubelet_configz import CONFIGZ_KEY
 
 LISTED, FORBIDDEN, FAILED, NOT_SERVED, NOT_COLLECTED = "listed", "forbidden", "failed", "not served", "not collected"
 
@@ -35,6 +36,10 @@ class Backend(Protocol):
 
         Raises DataUnavailable (with ``status`` set to FORBIDDEN or FAILED when the backend
         knows) or KindNotServed."""
+
+    # Optional, for backends that can tell how each Node's kubelet is configured (live,
+    # snapshot): ``kubelet_configz(source)`` -> one record per Node, see
+    # :meth:`ClusterSource.kubelet_configz`.
 
 
 @dataclass
@@ -109,7 +114,7 @@ class ClusterSource:
         started = time.perf_counter()
         requests_before = getattr(self.backend, "requests", 0)
         try:
-            items = self.backend.fetch(kind)
+            items = self._fetch(kind)
         except KindNotServed as exc:
             self._errors[key] = exc
             self.coverage[key] = KindCoverage(NOT_SERVED, reason=exc.reason,
@@ -129,6 +134,32 @@ class ClusterSource:
             seconds=time.perf_counter() - started,
             collected_at=getattr(self.backend, "collected_at", lambda k: None)(kind))
         return items
+
+    def _fetch(self, kind: Kind) -> Sequence[dict]:
+        if kind.key == CONFIGZ_KEY:
+            if not self.holds_kubelet_configz:
+                raise NotApplicable(f"kubelet settings need --k4c-hosts or a live cluster (the target is "
+                                    f"{self.mode}, which holds no kubelet configuration)")
+            return self.backend.kubelet_configz(self)
+        return self.backend.fetch(kind)
+
+    @property
+    def holds_kubelet_configz(self) -> bool:
+        """Whether the target can tell how its kubelets are configured (live, snapshot: yes;
+        manifests: no)."""
+        return self.mode != "manifests" and hasattr(self.backend, "kubelet_configz")
+
+    def kubelet_configz(self) -> list[dict]:
+        """How each Node's kubelet is configured, as it answers ``/configz`` (through the API
+        server's node proxy, or as recorded in a snapshot): one record per Node,
+        ``{"metadata": {"name": NODE}, "kubeletconfig": {...}}``, redacted, with the zero values
+        the kubelet's JSON leaves out still left out (:func:`k4c_pytest.sources.kubelet_configz.effective`
+        puts them back). Read once per session, only when asked, kept and covered as the
+        pseudo-kind ``nodes/configz``: a Node whose kubelet cannot be read makes it ERROR
+        (status forbidden or failed), a snapshot without it too (not collected); N/A for a
+        target that holds no kubelet configuration (manifests)."""
+        __tracebackhide__ = True
+        return self.list(CONFIGZ_KEY)
 
     def coverage_report(self) -> dict[str, dict[str, Any]]:
         return {key: cov.as_dict() for key, cov in sorted(self.coverage.items())}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import urllib3
@@ -177,6 +178,36 @@ class LiveBackend:
 
     def collected_at(self, kind: Kind) -> str | None:
         return self._collected_at.get(kind.key)
+
+    def kubelet_configz(self, source) -> list[dict]:
+        """Each Node's kubelet configuration: one GET of ``/api/v1/nodes/<name>/proxy/configz``
+        per Node of ``source`` (the ClusterSource, whose cached Node list is used). The first
+        Node that cannot be read raises DataUnavailable for the pseudo-kind ``nodes/configz``
+        naming its path: the kubelet settings are then unknown, never compliant."""
+        from k4c_pytest.sources import kubelet_configz as configz
+
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        try:
+            nodes = source.list("Node")
+        except DataUnavailable as exc:
+            raise _unavailable(configz.CONFIGZ_KEY, getattr(exc, "status", FAILED),
+                               f"{exc.reason} (listing the Nodes)") from None
+        records = []
+        for node in nodes:
+            name = (node.get("metadata") or {}).get("name")
+            if not isinstance(name, str) or not name:
+                raise _unavailable(configz.CONFIGZ_KEY, FAILED, "a Node without a name")
+            path = f"/api/v1/nodes/{quote(name, safe='')}/proxy/configz"
+            try:
+                config = configz.kubeletconfig(self.get_json(path))
+            except DataUnavailable as exc:
+                reason = exc.reason.removeprefix(f"GET {path}: ")
+                raise _unavailable(configz.CONFIGZ_KEY, getattr(exc, "status", FAILED), f"{path}: {reason}") from None
+            except configz.MalformedConfigz as exc:
+                raise _unavailable(configz.CONFIGZ_KEY, FAILED, f"{path}: {exc}") from None
+            records.append({"metadata": {"name": name}, "kubeletconfig": config})
+        self._collected_at[configz.CONFIGZ_KEY] = started
+        return records
 
     def fetch(self, kind: Kind) -> list[dict]:
         items: list[dict] = []

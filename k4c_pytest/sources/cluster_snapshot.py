@@ -19,6 +19,10 @@ Format version 1 (still read): one JSON document, the same header with the items
 
     {"format": "k4c-snapshot", "version": 1, ..., "kinds": {"v1/pods": {"status": "listed", "items": [...]}}}
 
+The pseudo-kind ``nodes/configz`` holds each Node's kubelet configuration as its kubelet
+answered ``/configz`` through the API server (one record a line:
+``{"metadata": {"name": NODE}, "kubeletconfig": {...}}``), with a status like any kind.
+
 A kind that was forbidden or failed at collection time stays an ERROR; a kind that was not
 served stays N/A; a kind the snapshot does not hold at all is an ERROR too (it was never read).
 A truncated or malformed file makes every kind an ERROR, never a silent PASS.
@@ -340,6 +344,35 @@ class SnapshotBackend:
         # A hand-made or older snapshot may hold values k4c would have redacted.
         redact(obj, obj.get("kind"))
         return obj
+
+    def kubelet_configz(self, source=None) -> list[dict]:
+        """The Nodes' kubelet configurations recorded as the pseudo-kind ``nodes/configz`` (see
+        :meth:`ClusterSource.kubelet_configz`). A snapshot without them (written before
+        ``k4c collect`` recorded them, or a bundle of a run whose controls did not read them)
+        raises DataUnavailable (not collected), as for any kind it lacks."""
+        from k4c_pytest.sources import kubelet_configz as configz
+
+        try:
+            items = self.fetch(configz.CONFIGZ_KIND)
+        except DataUnavailable as exc:
+            if getattr(exc, "status", None) == NOT_COLLECTED:
+                raise _unavailable(configz.CONFIGZ_KEY, NOT_COLLECTED,
+                                   f"not in snapshot {self.path}: the kubelets' configuration was never collected "
+                                   f"(a snapshot written before k4c collect recorded it, or a bundle of a run "
+                                   f"that did not read it); collect again") from None
+            raise
+        records = []
+        for n, obj in enumerate(items, 1):
+            name = (obj.get("metadata") or {}).get("name")
+            try:
+                if not isinstance(name, str) or not name:
+                    raise configz.MalformedConfigz("no metadata.name")
+                config = configz.kubeletconfig(obj)
+            except configz.MalformedConfigz as exc:
+                raise _unavailable(configz.CONFIGZ_KEY, FAILED,
+                                   f"malformed snapshot {self.path}: record {n} of {configz.CONFIGZ_KEY}: {exc}") from None
+            records.append({"metadata": {"name": name}, "kubeletconfig": config})
+        return records
 
     def fetch(self, kind: Kind) -> list[dict] | StreamedItems:
         try:

@@ -22,10 +22,14 @@ import copy
 from typing import Any
 
 from k4c_pytest.redaction import REDACTED
+from k4c_pytest.sources.kinds import Kind
 
 #: The pseudo-kind under which a cluster source keeps (and a snapshot stores) the configz
-#: answers: one record per Node, ``{"metadata": {"name": NODE}, "kubeletconfig": {...}}``.
+#: answers: one record per Node, ``{"metadata": {"name": NODE}, "kubeletconfig": {...}}``
+#: (redacted, as the kubelet sent it). It is no API resource: read with one GET per Node.
 CONFIGZ_KEY = "nodes/configz"
+CONFIGZ_KIND = Kind("", "nodes", "configz", "", False)
+assert CONFIGZ_KIND.key == CONFIGZ_KEY
 
 # KubeletConfiguration v1beta1 (k8s.io/kubelet/config/v1beta1/types.go): every field of a
 # non-pointer scalar type tagged `json:",omitempty"`, with Go's zero value for its type.

@@ -11,16 +11,24 @@ and authenticates with its kubelet client certificate (see ``kubelet_standin``).
 - a weak one FAILs every control, naming that Node only;
 - a kubelet answering 500, one nothing listens for, a Node whose address the API server will not
   proxy to (loopback) and a user not allowed to proxy to nodes (403) ERROR;
-- no Nodes, or an offline target that holds no kubelet configuration, is N/A.
+- no Nodes, or an offline target that holds no kubelet configuration, is N/A;
+- ``k4c collect`` records the configz answers (pseudo-kind ``nodes/configz``) and a snapshot or
+  a bundle reaches the live verdicts offline; an unreadable kubelet stays an ERROR there, and a
+  snapshot without the records (an older one) ERRORs.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from k4c_pytest import cli
+from k4c_pytest.collect import write_snapshot
+from k4c_pytest.sources.cluster_snapshot import read_snapshot
+from k4c_pytest.sources.kubelet_configz import CONFIGZ_KEY
 from k4c_pytest.testing.controlplane import ControlPlaneUnavailable, free_port
 from kubelet_standin import KUBELET_CLIENT_CN, HARDENED, KubeletReachingControlPlane, nodes, weak_configz
 
@@ -137,3 +145,85 @@ def test_offline_target_is_not_applicable(run_k4c, tmp_path):
     res = run_k4c(f"--k4c-manifests={tmp_path / 'm'}", paths=[SUITE])
     assert set(res.outcomes().values()) == {"N/A"}
     assert "need --k4c-hosts or a live cluster" in res.controls[0]["reason"]
+
+
+# -- offline: the configz answers in snapshots and bundles --------------------------------------
+
+def _collect(capsys, cp, out: Path) -> str:
+    capsys.readouterr()
+    status = cli.main(["collect", "--cluster", "k4c-admin", "--kubeconfig", str(cp.kubeconfig), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    return err
+
+
+def _verdicts(res) -> dict[str, tuple[str, list]]:
+    """Outcome and offenders (node, problem) of each kubelet control."""
+    return {c: (res.control(c)["outcome"], sorted((r["node"], r["problem"]) for r in res.offenders(c)))
+            for c in KUBELET_CONTROLS}
+
+
+def test_a_collected_snapshot_reaches_the_live_outcomes(run_k4c, kubelet_cp, capsys, tmp_path):
+    good, weak = kubelet_cp.kubelet(HARDENED), kubelet_cp.kubelet(weak_configz())
+    out = tmp_path / "snap.json.gz"
+    with nodes(kubelet_cp.api(), ("k4c-node-good", good.ip, good.port), ("k4c-node-weak", weak.ip, weak.port)):
+        live = _live(run_k4c, kubelet_cp)
+        err = _collect(capsys, kubelet_cp, out)
+    assert re.search(rf"\] {re.escape(CONFIGZ_KEY)}: 2 objects in ", err), err
+    doc = read_snapshot(out)
+    entry = doc["kinds"][CONFIGZ_KEY]
+    assert entry["status"] == "listed" and entry["collected_at"]
+    # As the kubelets answered: the zero values they left out are still left out.
+    records = {r["metadata"]["name"]: r["kubeletconfig"] for r in entry["items"]}
+    assert records == {"k4c-node-good": HARDENED["kubeletconfig"], "k4c-node-weak": weak_configz()["kubeletconfig"]}
+    # Offline: the Nodes are gone and the kubelets are not asked again, the verdicts are the same.
+    asked = len(good.requests) + len(weak.requests)
+    offline = run_k4c(f"--k4c-snapshot={out}", paths=[SUITE])
+    assert len(good.requests) + len(weak.requests) == asked
+    assert _verdicts(offline) == _verdicts(live)
+    assert {v[0] for v in _verdicts(live).values()} == {"FAIL"}, live.stdout[-3000:]
+    assert offline.results["coverage"][CONFIGZ_KEY]["status"] == "listed"
+    assert offline.results["coverage"][CONFIGZ_KEY]["count"] == 2
+
+
+def test_a_snapshot_keeps_an_unreadable_kubelet_an_error(run_k4c, kubelet_cp, capsys, tmp_path):
+    broken = kubelet_cp.kubelet(status=500)
+    out = tmp_path / "snap.json"
+    with nodes(kubelet_cp.api(), ("k4c-node-broken", broken.ip, broken.port)):
+        err = _collect(capsys, kubelet_cp, out)
+    entry = read_snapshot(out)["kinds"][CONFIGZ_KEY]
+    assert entry["status"] == "failed" and "items" not in entry
+    assert "/api/v1/nodes/k4c-node-broken/proxy/configz: HTTP 500" in entry["reason"]
+    assert f"{CONFIGZ_KEY} (failed)" in err
+    res = run_k4c(f"--k4c-snapshot={out}", paths=[SUITE])
+    assert set(res.outcomes().values()) == {"ERROR"}, res.stdout[-3000:]
+    assert "/api/v1/nodes/k4c-node-broken/proxy/configz: HTTP 500" in res.control("K4C-CL-KUBELET-004")["reason"]
+
+
+def test_a_snapshot_without_kubelet_records_errors(run_k4c, kubelet_cp, capsys, tmp_path):
+    # As written by a k4c collect that did not record the kubelets yet.
+    kubelet = kubelet_cp.kubelet(HARDENED)
+    with nodes(kubelet_cp.api(), ("k4c-node-old", kubelet.ip, kubelet.port)):
+        _collect(capsys, kubelet_cp, tmp_path / "new.json")
+    doc = read_snapshot(tmp_path / "new.json")
+    del doc["kinds"][CONFIGZ_KEY]
+    write_snapshot(doc, tmp_path / "old.json")
+    res = run_k4c(f"--k4c-snapshot={tmp_path / 'old.json'}", paths=[SUITE])
+    assert set(res.outcomes().values()) == {"ERROR"}, res.stdout[-3000:]
+    assert "the kubelets' configuration was never collected" in res.control("K4C-CL-KUBELET-001")["reason"]
+    assert res.results["coverage"][CONFIGZ_KEY]["status"] == "not collected"
+    # Without Nodes there is no kubelet to check, recorded or not.
+    doc["kinds"]["v1/nodes"]["items"] = []
+    write_snapshot(doc, tmp_path / "empty.json")
+    res = run_k4c(f"--k4c-snapshot={tmp_path / 'empty.json'}", paths=[SUITE])
+    assert set(res.outcomes().values()) == {"N/A"} and "no Nodes" in res.controls[0]["reason"]
+
+
+def test_a_bundle_of_a_live_run_is_re_evaluated_the_same(run_k4c, kubelet_cp, tmp_path):
+    good, weak = kubelet_cp.kubelet(HARDENED), kubelet_cp.kubelet(weak_configz())
+    bundle = tmp_path / "bundle"
+    with nodes(kubelet_cp.api(), ("k4c-node-good", good.ip, good.port), ("k4c-node-weak", weak.ip, weak.port)):
+        live = _live(run_k4c, kubelet_cp, "k4c-admin", f"--k4c-bundle={bundle}")
+    offline = run_k4c(f"--k4c-snapshot={bundle}", paths=[SUITE])
+    assert _verdicts(offline) == _verdicts(live)
+    assert {v[0] for v in _verdicts(live).values()} == {"FAIL"}, live.stdout[-3000:]
