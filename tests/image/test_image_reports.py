@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -12,16 +13,28 @@ from k4c_pytest.testing import oci
 
 def test_canary_in_no_report(pushed, run_k4c_module, tmp_path):
     html = tmp_path / "report.html"
+    sarif, oscal, junit, bundle = (tmp_path / "k4c.sarif", tmp_path / "oscal.json", tmp_path / "junit.xml",
+                                   tmp_path / "bundle")
     ref = pushed.ref("bad")
     # The Grype and Trivy reports given hold the canary too (Trivy copies the image config).
     res = run_k4c_module(f"--k4c-image={ref}", f"--html={html}", "--self-contained-html", "-rA",
-                         *(f"--k4c-vuln-report={p}" for p in pushed.reports))
+                         f"--k4c-sarif={sarif}", f"--k4c-oscal={oscal}", f"--junitxml={junit}",
+                         f"--k4c-bundle={bundle}", *(f"--k4c-vuln-report={p}" for p in pushed.reports))
     assert image_outcome(res, "K4C-IMG-002", ref) == "FAIL"
-    texts = {"stdout": res.stdout, "json": res.json_path.read_text(), "html": html.read_text()}
+    texts = {"stdout": res.stdout, "json": res.json_path.read_text(), "html": html.read_text(),
+             "sarif": sarif.read_text(), "oscal": oscal.read_text(), "junit": junit.read_text()}
+    files = sorted(f for f in bundle.rglob("*") if f.is_file())
+    assert {"manifest.json", "results.json", "results.sarif", "oscal.json", "junit.xml", "report.html"} <= \
+        {f.name for f in files}, files
+    for f in files:
+        data = f.read_bytes()
+        texts[f"bundle {f.name}"] = (gzip.decompress(data) if f.suffix == ".gz" else data).decode("utf-8", "replace")
     for name, text in texts.items():
         assert oci.CANARY_AWS_KEY not in text, f"the canary leaked into the {name}"
     # ...while the finding itself is there, by location and type.
     assert "config.Env[1] (AWS_ACCESS_KEY_ID)" in texts["json"] and "AWS Access Key" in texts["html"]
+    for name in ("sarif", "oscal", "junit", "bundle results.json"):
+        assert "K4C-IMG-002" in texts[name], f"the finding is missing from the {name}"
 
 
 @pytest.mark.parametrize("args, message", [
