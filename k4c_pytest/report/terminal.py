@@ -30,11 +30,20 @@ def write_summary(tr, run) -> None:
 
 
 def _write_targets(tr, run) -> None:
-    """With several clusters: each target and its controls' outcomes (the matrix is in the HTML)."""
-    if not run.multi_target:
+    """With several clusters or AWS accounts: each target and its controls' outcomes (the matrix
+    is in the HTML)."""
+    names = run.matrix_targets
+    if not names:
         return
-    tr.write_line(f"targets: {len(run.target_names)} clusters: {', '.join(run.target_names)}")
-    for name in run.target_names:
+    kinds = []
+    if run.target_names:
+        kinds.append(f"{len(run.target_names)} cluster{'s' if len(run.target_names) > 1 else ''}: "
+                     f"{', '.join(run.target_names)}")
+    if run.cloud_targets:
+        kinds.append(f"{len(run.cloud_targets)} AWS profile{'s' if len(run.cloud_targets) > 1 else ''}: "
+                     f"{', '.join(run.cloud_targets)}")
+    tr.write_line("targets: " + "; ".join(kinds))
+    for name in names:
         counts = dict.fromkeys(ALL, 0)
         for r in run.records:
             if r.get("target") == name:
