@@ -40,6 +40,26 @@ def test_every_region_is_read(k4c_aws, accounts):
     assert only_good.outcomes()["K4C-AWS-NET-001"] == "PASS"
 
 
+def test_without_region_option_every_region_of_describe_regions_is_read(k4c_aws, accounts, k4c_moto):
+    # No --k4c-aws-region: the regions come from ec2:DescribeRegions, asked in the home region
+    # (us-east-1: the environment names no region). moto lists every region it knows.
+    acct = accounts["regions"].id
+    listed = {r["RegionName"] for r in k4c_moto.client("ec2", acct).describe_regions()["Regions"]}
+    assert {REGION, OTHER_REGION} < listed
+    res = k4c_aws(accounts["regions"], k="admin_ports_from_ipv4", regions=())
+    cov = res.results["coverage"]
+    assert cov[f"aws:{acct}:{REGION}:ec2:DescribeRegions"] == {**cov[f"aws:{acct}:{REGION}:ec2:DescribeRegions"],
+                                                            "status": "listed", "count": len(listed)}
+    assert [k for k in cov if k.endswith(":ec2:DescribeRegions")] == [f"aws:{acct}:{REGION}:ec2:DescribeRegions"]
+    read = {k.split(":")[2] for k in cov if k.endswith(":ec2:DescribeSecurityGroups")}
+    assert read == listed
+    assert {cov[f"aws:{acct}:{r}:ec2:DescribeSecurityGroups"]["status"] for r in read} == {"listed"}
+    # The offender is in a region no option named: found because DescribeRegions listed it.
+    assert res.outcomes() == {"K4C-AWS-NET-001": "FAIL"}, res.stdout[-3000:]
+    assert [(r["account"], r["region"], r["name"]) for r in res.offenders("K4C-AWS-NET-001")] == [
+        (acct, OTHER_REGION, "ssh-open")]
+
+
 def test_access_denied_on_one_service_does_not_hide_others(k4c_aws, accounts, k4c_moto):
     # The denied auditor may describe EC2: network controls run (its default VPC keeps
     # moto's allow-all defaults, so they FAIL rather than ERROR), IAM ones ERROR.
