@@ -1,8 +1,11 @@
 """How etcd was started: CIS Kubernetes Benchmark v1.10, section 2.
 
 Flags come from the running etcd (its command line and ``ETCD_*`` variables), or from its
-static pod manifest when the process is not visible. Runs once per ``--k4c-hosts`` entry; a
-host without etcd makes the controls N/A there.
+static pod manifest when the process is not visible. An etcd started with ``--config-file`` (or
+``ETCD_CONFIG_FILE``) ignores its other flags and variables: its settings are then read from
+that file (``client-transport-security.auto-tls`` counts as ``--auto-tls``...), and a file that
+cannot be read makes the controls ERROR. Runs once per ``--k4c-hosts`` entry; a host without
+etcd makes the controls N/A there.
 """
 
 from __future__ import annotations
