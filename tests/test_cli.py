@@ -210,6 +210,15 @@ def test_demo_runs_every_suite_on_the_bundled_snapshot(elsewhere):
     from k4c_pytest.cli import available_suites
 
     assert {r["layer"] for r in results["controls"]} == set(available_suites())
+    # The container layer judges the demo's workloads: a Pod Security FAIL naming its privileged
+    # Deployment, and controls that PASS.
+    container = [r for r in results["controls"] if r["layer"] == "container"]
+    pss_offenders = {(r["id"], row.get("kind"), row.get("namespace"), row.get("name"))
+                     for r in container if r["id"].startswith(("K4C-CT-PSB-", "K4C-CT-PSR-")) and r["outcome"] == "FAIL"
+                     for e in r["evidence"] if e["type"] == "table" for row in (dict(zip(e["columns"], x))
+                                                                                for x in e["rows"])}
+    assert ("K4C-CT-PSB-001", "Deployment", "legacy", "billing") in pss_offenders, sorted(pss_offenders)
+    assert any(r["outcome"] == "PASS" for r in container), sorted({r["outcome"] for r in container})
     html = (out / "report.html").read_text()
     # Evidence names the offenders of the demo's deliberately bad objects...
     assert "alice@example.com" in html and "ops-everything" in html and "billing-api" in html
