@@ -399,12 +399,18 @@ def daemonset_coverage(nodes: list[dict], daemonsets: list[tuple[Workload, str]]
                 covered.add(name)
             else:
                 reasons.setdefault(name, []).append(f"{w.ref}: {why}")
-        desired = (w.obj.get("status") or {}).get("desiredNumberScheduled")
+        status = w.obj.get("status") or {}
+        desired = status.get("desiredNumberScheduled")
+        ready = status.get("numberReady")
         if not isinstance(desired, int) or desired < should:
             # The controller's count: a node the template matches may still be missed (an
             # affinity k4c does not model, a node too full), or the controller may not run.
             offenders.append({**w.row(), "finding": f"status.desiredNumberScheduled is "
                               f"{desired if desired is not None else 'unset'}, {should} nodes match its template"})
+        elif not isinstance(ready, int) or ready < desired:
+            # Scheduled is not running: a crash-looping detector watches nothing.
+            offenders.append({**w.row(), "finding": f"status.numberReady is {ready if ready is not None else 'unset'} "
+                              f"of {desired} scheduled: detector pods not ready on every node"})
     for node in nodes:
         name = _meta(node).get("name", "")
         if name not in covered:

@@ -148,11 +148,11 @@ def expect(res, cid: str, outcome: str, *rows: dict, reason: str = "") -> None:
         assert any(all(str(r.get(k, "")).startswith(v) for k, v in want.items()) for r in found), (want, found)
 
 
-def set_daemonset_status(kube, ds: dict, desired: int) -> None:
+def set_daemonset_status(kube, ds: dict, desired: int, ready: int | None = None) -> None:
     """What the DaemonSet controller (which does not run here) would report."""
     meta = ds["metadata"]
     status = {"desiredNumberScheduled": desired, "currentNumberScheduled": desired, "numberMisscheduled": 0,
-              "numberReady": desired, "observedGeneration": meta.get("generation", 1)}
+              "numberReady": desired if ready is None else ready, "observedGeneration": meta.get("generation", 1)}
     kube.request("PATCH", kube.path("apps/v1", "DaemonSet", meta["namespace"], meta["name"], "status"),
                  {"status": status}, content_type="application/merge-patch+json")
 
@@ -269,6 +269,8 @@ def test_runtime_detection_must_reach_every_node(run_k4c, k4c_control_plane, k4c
             total = len(k4c_kube.get("/api/v1/nodes")["items"])
             set_daemonset_status(k4c_kube, stored, total - 1)
             short = run(run_k4c, k4c_control_plane)
+            set_daemonset_status(k4c_kube, stored, total, ready=total - 1)
+            crashing = run(run_k4c, k4c_control_plane)
             set_daemonset_status(k4c_kube, stored, total)
             passed = run(run_k4c, k4c_control_plane)
     expect(failed, "K4C-CL-ADD-002", "FAIL",
@@ -278,6 +280,9 @@ def test_runtime_detection_must_reach_every_node(run_k4c, k4c_control_plane, k4c
     expect(short, "K4C-CL-ADD-002", "FAIL", {"kind": "DaemonSet", "name": "falco",
                                              "finding": f"status.desiredNumberScheduled is {total - 1}, {total} nodes"})
     assert not [r for r in short.offenders("K4C-CL-ADD-002") if r["kind"] == "Node"]
+    # Every node scheduled, one detector pod not ready (crash-looping): no pass.
+    expect(crashing, "K4C-CL-ADD-002", "FAIL", {"kind": "DaemonSet", "name": "falco",
+                                                "finding": f"status.numberReady is {total - 1} of {total} scheduled"})
     expect(passed, "K4C-CL-ADD-002", "PASS")
 
 
@@ -502,11 +507,15 @@ def test_why_not_scheduled():
 
 def test_daemonset_coverage_counts_the_controllers_view():
     ds = deployment("falco", "ops", "falcosecurity/falco:1", kind="DaemonSet")
-    ds["status"] = {"desiredNumberScheduled": 1}
+    ds["status"] = {"desiredNumberScheduled": 1, "numberReady": 1}
     w = Workload("DaemonSet", "ops", "falco", ds, {}, ds["spec"]["template"]["spec"], "spec.template.spec")
     assert addons.daemonset_coverage([node("a")], [(w, "falcosecurity/falco:1")]).offenders == []
     both = addons.daemonset_coverage([node("a"), node("b")], [(w, "falcosecurity/falco:1")])
     assert [r["name"] for r in both.offenders] == ["falco"]
+    for ready in (0, None):
+        ds["status"] = {"desiredNumberScheduled": 1, **({"numberReady": ready} if ready is not None else {})}
+        (row,) = addons.daemonset_coverage([node("a")], [(w, "falcosecurity/falco:1")]).offenders
+        assert row["finding"].startswith(f"status.numberReady is {'unset' if ready is None else ready} of 1"), row
 
 
 @pytest.mark.parametrize("spec, expected", [
