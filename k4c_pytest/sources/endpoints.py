@@ -1,15 +1,20 @@
 """The endpoint source: a read-only view of running HTTP(S) endpoints (``--k4c-url``).
 
 Each :class:`Endpoint` probes its URL lazily, once per session per question, and caches the
-answer or the failure: TLS handshakes through the standard :mod:`ssl` module (one per
-protocol version or cipher family probed), HTTP requests through urllib3. Only GET requests
-are sent, redirects are followed only on the same host, and nothing but the status, the
-headers and the first bytes of a body is kept.
+answer or the failure: TLS handshakes through the standard :mod:`ssl` module, HTTP requests
+through urllib3. Only GET requests are sent, redirects are followed only on the same host,
+and nothing but the status, the headers and the first bytes of a body is kept.
+
+Legacy versions and weak cipher families are asked twice when needed: first with OpenSSL
+limited to them (a completed handshake is proof), then, when OpenSSL cannot offer them (an
+OpenSSL 3 build has no SSLv3, RC4, DES, 3DES, EXPORT, IDEA or SEED) or the server refused
+what OpenSSL offered, with a hand-built ClientHello offering every IANA code point in
+question (:mod:`k4c_pytest.sources.tls_hello`): the server's ServerHello or refusal decides.
 
 A URL that cannot be reached, a handshake that breaks off for no TLS reason, or a read that
 times out raises :class:`~k4c_pytest.DataUnavailable` naming the URL, so its controls ERROR.
-A probe this machine's OpenSSL cannot send at all (a protocol version or cipher family it was
-built without) is reported as such, never as "the server refused it".
+An answer that decides nothing (an unexpected alert, a garbled record) leaves that version or
+family unjudged, with the reason: never "refused".
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from k4c_pytest.outcomes import DataUnavailable, NotApplicable
+from k4c_pytest.sources import tls_hello
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CERT_MIN_DAYS = 30
@@ -34,8 +40,12 @@ DEFAULT_CERT_MIN_DAYS = 30
 BODY_LIMIT = 64 * 1024
 MAX_REDIRECTS = 5
 
-#: Versions older than TLS 1.2, oldest first, as :mod:`ssl` names them and as reports name them.
-LEGACY_PROTOCOLS = (("SSLv3", "SSLv3"), ("TLSv1", "TLSv1.0"), ("TLSv1_1", "TLSv1.1"))
+#: Versions older than TLS 1.2, oldest first: as :mod:`ssl` names them, as reports name them,
+#: and their code in a ClientHello.
+LEGACY_PROTOCOLS = (("SSLv3", "SSLv3", tls_hello.SSL3), ("TLSv1", "TLSv1.0", tls_hello.TLS1_0),
+                    ("TLSv1_1", "TLSv1.1", tls_hello.TLS1_1))
+# ssl.SSLSocket.version() names -> report names.
+_VERSION_LABELS = {"TLSv1": "TLSv1.0"}
 
 # OpenSSL reasons raised before anything is sent: this machine cannot offer what was asked,
 # which says nothing about the server.
@@ -182,54 +192,121 @@ class Endpoint:
 
         return self._cached("tls", compute)
 
-    def legacy_protocols(self) -> dict[str, bool | None]:
-        """Whether the server completes a handshake limited to each version older than TLS 1.2:
-        ``{"TLSv1.0": True, ...}``; None for a version this machine's OpenSSL cannot offer.
+    def _raw_accepts(self, version: int, suites: list[int], what: str, *,
+                     exact_version: bool) -> tls_hello.ServerHello | None:
+        """Offer ``suites`` in hand-built ClientHellos of ``version`` (at most 128 a hello): the
+        first ServerHello that accepts one, or None when every hello is refused. An answer that
+        decides nothing, or no answer, raises DataUnavailable."""
+        for chunk in tls_hello.chunks(suites):
+            try:
+                reply = tls_hello.probe(self.host, self.port, version, chunk, timeout=self.timeout)
+            except (socket.timeout, TimeoutError):
+                raise DataUnavailable(self.url, f"{what}: no answer to the ClientHello within "
+                                                f"{self.timeout:g}s") from None
+            except OSError as exc:
+                raise DataUnavailable(self.url, f"{what}: {_why(exc)}") from None
+            try:
+                hello = tls_hello.judge(reply, version, chunk, exact_version=exact_version)
+            except tls_hello.Undecided as exc:
+                raise DataUnavailable(self.url, f"{what}: {exc}") from None
+            if hello is not None:
+                return hello
+        return None
 
-        TLS 1.0 and 1.1 are the versions servers still carry; when the local OpenSSL cannot
-        offer one of them the answer is unknown and the source raises DataUnavailable rather
-        than guess. SSLv3 is probed only where OpenSSL still has it (None otherwise)."""
+    def legacy_protocols(self) -> dict[str, Any]:
+        """Which versions older than TLS 1.2 the server accepts:
+        ``{"accepted": [{"protocol", "cipher", "probe"}], "refused": [label], "unjudged": {label: reason}}``.
+
+        Each version is first offered by OpenSSL limited to it; a completed handshake accepts it.
+        Otherwise (OpenSSL cannot offer it, as SSLv3 on OpenSSL 3, or the server refused
+        OpenSSL's suites) a hand-built ClientHello of that version offering every suite in the
+        IANA registry decides, so a server speaking TLS 1.0 only with RC4 is not taken for one
+        refusing TLS 1.0. A version whose answer decides nothing is unjudged, with the reason."""
         self.require_tls()
 
         def compute():
             self.tls()  # reachable at all, else ERROR for the right reason
-            found: dict[str, bool | None] = {}
-            for attr, label in LEGACY_PROTOCOLS:
-                version = getattr(ssl.TLSVersion, attr)
+            out: dict[str, Any] = {"accepted": [], "refused": [], "unjudged": {}}
+            for attr, label, code in LEGACY_PROTOCOLS:
+                what = f"{label} probe"
                 try:
-                    result = self._handshake(_probe_context(minimum=version, maximum=version), f"{label} probe")
-                except _LocalLimit as exc:
-                    if label == "SSLv3":
-                        found[label] = None
+                    try:
+                        version = getattr(ssl.TLSVersion, attr)
+                        result = self._handshake(_probe_context(minimum=version, maximum=version), what)
+                    except _LocalLimit:
+                        result = None  # this OpenSSL cannot offer it: the ClientHello alone decides
+                    if result is not None and not isinstance(result, ssl.SSLError):
+                        out["accepted"].append({"protocol": label, "cipher": result[1], "probe": "OpenSSL handshake"})
                         continue
-                    raise DataUnavailable(self.url, f"{label} probe: this machine's OpenSSL cannot offer "
-                                                    f"{label} ({exc}), so whether the server accepts it is unknown") from None
-                found[label] = not isinstance(result, ssl.SSLError)
-            return found
+                    hello = self._raw_accepts(code, list(tls_hello.SUITES), f"{what} (ClientHello)",
+                                              exact_version=True)
+                except DataUnavailable as exc:
+                    out["unjudged"][label] = exc.reason
+                    continue
+                if hello is None:
+                    out["refused"].append(label)
+                else:
+                    out["accepted"].append({"protocol": label, "cipher": tls_hello.SUITES[hello.suite],
+                                            "probe": "ClientHello"})
+            return out
 
         return self._cached("legacy", compute)
 
     def accepted_ciphers(self, families: dict[str, str]) -> dict[str, Any]:
-        """Probe each OpenSSL cipher string in ``families`` (TLS 1.2 and older; TLS 1.3 has only
-        strong suites): ``{"accepted": [{"family", "cipher", "protocol"}], "not_offered": [family]}``.
-        A family this machine's OpenSSL cannot offer is listed under ``not_offered``."""
+        """Probe each OpenSSL cipher family in ``families`` (TLS 1.2 and older; TLS 1.3 has only
+        strong suites): ``{"accepted": [{"family", "cipher", "protocol", "probe"}], "unjudged": {family: reason}}``.
+
+        A family is first offered by OpenSSL (where this build has any of its suites); a
+        completed handshake accepts it. Otherwise hand-built ClientHellos offering every IANA
+        code point of the family decide: TLS 1.2 first, then TLS 1.1 and 1.0 when the server
+        accepts those versions (some servers allow EXPORT or DES only below TLS 1.2). A family
+        whose answer decides nothing, or that k4c has no code points for, is unjudged."""
         self.require_tls()
 
         def compute():
             self.tls()
-            accepted, not_offered = [], []
+            versions = [tls_hello.TLS1_2]
+            try:
+                legacy = self.legacy_protocols()
+                spoken = {a["protocol"] for a in legacy["accepted"]} | set(legacy["unjudged"])
+            except DataUnavailable:
+                spoken = {"TLSv1.0", "TLSv1.1"}
+            versions += [code for _, label, code in reversed(LEGACY_PROTOCOLS[1:]) if label in spoken]
+            accepted, unjudged = [], {}
             for family in families:
                 try:
-                    ctx = _probe_context(maximum=ssl.TLSVersion.TLSv1_2, ciphers=f"{family}:@SECLEVEL=0")
-                    result = self._handshake(ctx, f"cipher probe {family}")
-                except _LocalLimit:
-                    not_offered.append(family)
+                    found = self._family_accepted(family, versions)
+                except DataUnavailable as exc:
+                    unjudged[family] = exc.reason
                     continue
-                if not isinstance(result, ssl.SSLError):
-                    accepted.append({"family": family, "cipher": result[1], "protocol": result[0]})
-            return {"accepted": accepted, "not_offered": not_offered}
+                if found:
+                    accepted.append({"family": family, **found})
+            return {"accepted": accepted, "unjudged": unjudged}
 
         return self._cached(("ciphers", tuple(families)), compute)
+
+    def _family_accepted(self, family: str, versions: list[int]) -> dict[str, str] | None:
+        what = f"cipher probe {family}"
+        try:
+            ctx = _probe_context(maximum=ssl.TLSVersion.TLSv1_2, ciphers=f"{family}:@SECLEVEL=0")
+            result = self._handshake(ctx, what)
+            if not isinstance(result, ssl.SSLError):
+                return {"cipher": result[1], "protocol": _VERSION_LABELS.get(result[0], result[0]),
+                        "probe": "OpenSSL handshake"}
+        except _LocalLimit:
+            pass  # this OpenSSL has none of the family's suites
+        try:
+            suites = tls_hello.family_suites(family)
+        except KeyError:
+            raise DataUnavailable(self.url, f"{what}: k4c knows no IANA code points for the family {family!r}, "
+                                            "so what this machine's OpenSSL cannot offer of it is unknown") from None
+        for version in versions:
+            label = tls_hello.VERSION_NAMES[version]
+            hello = self._raw_accepts(version, suites, f"{what} ({label} ClientHello)", exact_version=False)
+            if hello is not None:
+                return {"cipher": tls_hello.SUITES[hello.suite], "protocol": tls_hello.VERSION_NAMES[hello.version],
+                        "probe": "ClientHello"}
+        return None
 
     def certificate(self) -> dict[str, Any]:
         """The leaf certificate and whether a verifying client trusts it:

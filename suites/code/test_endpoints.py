@@ -11,12 +11,16 @@ import re
 
 import pytest
 
+from k4c_pytest import DataUnavailable
+
 ASVS = "owasp-asvs-4.0.3"
 NSA = "nsa-cisa-1.2"
 
 REDIRECTS = (301, 302, 307, 308)
 
-#: OpenSSL cipher strings probed, and why a server must not accept any suite they match.
+#: Cipher families probed (OpenSSL cipher-string names; the source also knows each one's IANA
+#: code points, for what this machine's OpenSSL cannot offer), and why a server must not accept
+#: any suite of them.
 WEAK_CIPHERS = {
     "aNULL": "anonymous key exchange: the server is not authenticated",
     "eNULL": "no encryption",
@@ -88,13 +92,16 @@ def test_tls_only(endpoint, evidence):
 def test_tls_modern_versions_only(endpoint, evidence):
     endpoint.require_tls()
     versions = endpoint.legacy_protocols()
-    unknown = [v for v, ok in versions.items() if ok is None]
-    if unknown:
-        evidence.note(f"not probed, this machine's OpenSSL cannot offer them: {', '.join(unknown)}")
     evidence.note(f"a modern client negotiates {endpoint.tls()['protocol']}")
-    offenders = [{"url": endpoint.url, "protocol": v} for v, ok in versions.items() if ok]
+    if versions["refused"]:
+        evidence.note(f"refused: {', '.join(versions['refused'])}")
+    for reason in versions["unjudged"].values():
+        evidence.note(f"not judged: {reason}")
+    offenders = [{"url": endpoint.url, **a} for a in versions["accepted"]]
     evidence.table("legacy protocol versions the endpoint accepts", offenders)
     assert not offenders, f"{endpoint.url} accepts {', '.join(o['protocol'] for o in offenders)}"
+    if versions["unjudged"]:  # nothing accepted, but not everything was decided: no PASS
+        raise DataUnavailable(endpoint.url, "; ".join(versions["unjudged"].values()))
 
 
 @pytest.mark.control("K4C-CODE-WEB-003", title="Endpoint accepts no weak cipher suites",
@@ -104,12 +111,14 @@ def test_tls_modern_versions_only(endpoint, evidence):
 def test_no_weak_ciphers(endpoint, evidence):
     endpoint.require_tls()
     probe = endpoint.accepted_ciphers(WEAK_CIPHERS)
-    if probe["not_offered"]:
-        evidence.note("not probed, this machine's OpenSSL cannot offer them: " + ", ".join(probe["not_offered"]))
-    offenders = [{"url": endpoint.url, "cipher": a["cipher"], "protocol": a["protocol"],
-                  "weakness": WEAK_CIPHERS[a["family"]]} for a in probe["accepted"]]
+    for reason in probe["unjudged"].values():
+        evidence.note(f"not judged: {reason}")
+    offenders = [{"url": endpoint.url, "family": a["family"], "cipher": a["cipher"], "protocol": a["protocol"],
+                  "weakness": WEAK_CIPHERS[a["family"]], "probe": a["probe"]} for a in probe["accepted"]]
     evidence.table("weak cipher suites the endpoint accepts", offenders)
     assert not offenders, f"{endpoint.url} accepts {len(offenders)} weak cipher suite famil(ies)"
+    if probe["unjudged"]:  # nothing accepted, but not every family was decided: no PASS
+        raise DataUnavailable(endpoint.url, "; ".join(probe["unjudged"].values()))
 
 
 @pytest.mark.control("K4C-CODE-WEB-004", title="Endpoint certificate is trusted and matches the host name",

@@ -8,6 +8,16 @@
 - plain: plain HTTP serving the page (no redirect); redirect: plain HTTP answering 301 to good;
 - hanging: TLS like good, but no HTTP answer; silent: accepts TCP, never speaks TLS;
 - closed: nothing listens.
+
+``legacy`` (tlslite-ng, RSA certificates): what OpenSSL 3 cannot serve, so k4c's hand-built
+ClientHellos must find it:
+- des3: TLS 1.2 only, ECDHE-RSA with AES-128-GCM or 3DES (TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA);
+- ancient: SSLv3 to TLS 1.2, static RSA and ECDHE-RSA, AES-128-GCM, 3DES, RC4 (with SHA or MD5):
+  below TLS 1.2 only 3DES and RC4 are left, so no OpenSSL 3 client can complete a handshake there;
+- tls10: TLS 1.0 only, ECDHE-RSA with AES-128-CBC or 3DES;
+
+``alerting`` (one per test, as it counts connections): the good server behind a front that answers
+every connection after the first with a fatal internal_error alert (an answer that decides nothing).
 """
 
 from __future__ import annotations
@@ -17,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from endpoint_servers import (GOOD_HEADERS, Running, Silent, closed_port, hanging_handler, listing_handler,
-                              page_handler, redirect_handler, tls_context)
+from endpoint_servers import (GOOD_HEADERS, AlertAfterFirst, Running, Silent, Tlslite, closed_port,
+                              hanging_handler, listing_handler, page_handler, redirect_handler, tls_context)
 
 from k4c_pytest.testing import pki
 
@@ -63,3 +73,28 @@ def web(tmp_path_factory) -> Web:
     for server in servers:
         server.stop()
 
+
+
+@dataclass
+class Legacy:
+    des3: Tlslite
+    ancient: Tlslite
+    tls10: Tlslite
+
+
+@pytest.fixture(scope="session")
+def legacy(web) -> Legacy:
+    des3 = Tlslite(versions=((3, 3), (3, 3)), ciphers=["aes128gcm", "3des"], key_exchanges=["ecdhe_rsa"])
+    ancient = Tlslite(versions=((3, 0), (3, 3)), ciphers=["aes128gcm", "3des", "rc4"],
+                      key_exchanges=["ecdhe_rsa", "rsa"], macs=["aead", "sha", "sha256", "md5"])
+    tls10 = Tlslite(versions=((3, 1), (3, 1)), ciphers=["aes128", "3des"], key_exchanges=["ecdhe_rsa"])
+    yield Legacy(des3, ancient, tls10)
+    for server in (des3, ancient, tls10):
+        server.stop()
+
+
+@pytest.fixture
+def alerting(web) -> AlertAfterFirst:
+    front = AlertAfterFirst(web.good.port)
+    yield front
+    front.stop()

@@ -33,8 +33,9 @@ def test_good_endpoint_passes_every_control(run_k4c, web):
     assert f"{web.good.url}: Strict-Transport-Security: max-age=31536000; includeSubDomains" in notes(
         res.control("K4C-CODE-WEB-006"))
     assert "certificate k4c-good issued by k4c-web-ca for 127.0.0.1" in notes(res.control("K4C-CODE-WEB-004"))
-    # Families this OpenSSL lacks are named rather than silently passed.
-    assert any(n.startswith("not probed") and "RC4" in n for n in notes(res.control("K4C-CODE-WEB-003")))
+    # SSLv3, which this OpenSSL lacks, was asked with a hand-built ClientHello and refused.
+    assert "refused: SSLv3, TLSv1.0, TLSv1.1" in notes(res.control("K4C-CODE-WEB-002"))
+    assert not [n for n in notes(res.control("K4C-CODE-WEB-003")) if n.startswith("not judged")]
 
 
 def test_weak_endpoint_fails_naming_each_finding(run_k4c, web):
@@ -43,7 +44,8 @@ def test_weak_endpoint_fails_naming_each_finding(run_k4c, web):
     assert out.pop("K4C-CODE-WEB-001") == "N/A"  # https on its own port: no plain-HTTP side known
     assert out == dict.fromkeys(WEB[1:], "FAIL"), res.stdout[-4000:]
     assert res.ret == 1
-    assert [r["protocol"] for r in res.offenders("K4C-CODE-WEB-002")] == ["TLSv1.0", "TLSv1.1"]
+    assert [(r["protocol"], r["probe"]) for r in res.offenders("K4C-CODE-WEB-002")] == [
+        ("TLSv1.0", "OpenSSL handshake"), ("TLSv1.1", "OpenSSL handshake")]
     weak = res.offenders("K4C-CODE-WEB-003")
     assert any(r["weakness"].startswith("anonymous key exchange") and r["cipher"].startswith("AECDH") for r in weak)
     [trust] = res.offenders("K4C-CODE-WEB-004")
@@ -57,6 +59,46 @@ def test_weak_endpoint_fails_naming_each_finding(run_k4c, web):
         ("server", "Apache/2.4.1 (Unix)"), ("x-powered-by", "PHP/5.4.0")}
     assert res.offenders("K4C-CODE-WEB-011") == [{"url": web.weak.url, "status": 200}]
     assert "unable to get local issuer certificate" in res.control("K4C-CODE-WEB-004")["reason"]
+
+
+PROTOCOL_AND_CIPHERS = "modern_versions_only or no_weak_ciphers"
+
+
+def test_suites_and_versions_openssl_cannot_offer_are_still_judged(run_k4c, web, legacy):
+    # tlslite-ng servers accept 3DES, RC4 and SSLv3, which this machine's OpenSSL cannot offer:
+    # hand-built ClientHellos find them (before, such a server passed K4C-CODE-WEB-003).
+    res = _run(run_k4c, web, legacy.des3.url, legacy.ancient.url, web.good.url, web.closed,
+               extra=["-k", PROTOCOL_AND_CIPHERS])
+    got = by_url(res)
+    outcome = {url: {c: r["outcome"] for c, r in records.items()} for url, records in got.items()}
+    assert outcome[legacy.des3.url] == {"K4C-CODE-WEB-002": "PASS", "K4C-CODE-WEB-003": "FAIL"}
+    assert rows(got[legacy.des3.url]["K4C-CODE-WEB-003"]) == [{
+        "url": legacy.des3.url, "family": "3DES", "cipher": "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+        "protocol": "TLSv1.2", "weakness": "triple DES (Sweet32)", "probe": "ClientHello"}]
+    assert outcome[legacy.ancient.url] == {"K4C-CODE-WEB-002": "FAIL", "K4C-CODE-WEB-003": "FAIL"}
+    assert [(r["protocol"], r["probe"]) for r in rows(got[legacy.ancient.url]["K4C-CODE-WEB-002"])] == [
+        ("SSLv3", "ClientHello"), ("TLSv1.0", "ClientHello"), ("TLSv1.1", "ClientHello")]
+    assert [(r["family"], r["probe"]) for r in rows(got[legacy.ancient.url]["K4C-CODE-WEB-003"])] == [
+        ("RC4", "ClientHello"), ("3DES", "ClientHello"), ("MD5", "ClientHello"), ("kRSA", "OpenSSL handshake")]
+    assert "accepts SSLv3, TLSv1.0, TLSv1.1" in got[legacy.ancient.url]["K4C-CODE-WEB-002"]["reason"]
+    # The good server refuses all of it; an unreachable one is no PASS either.
+    assert outcome[web.good.url] == {"K4C-CODE-WEB-002": "PASS", "K4C-CODE-WEB-003": "PASS"}
+    assert outcome[web.closed] == {"K4C-CODE-WEB-002": "ERROR", "K4C-CODE-WEB-003": "ERROR"}
+    assert all("connection refused" in r["reason"] for r in got[web.closed].values())
+    assert res.ret == 1
+
+
+def test_an_answer_that_decides_nothing_errors_never_passes(run_k4c, web, alerting):
+    # Behind the alerting front the baseline handshake reaches the good server, every probe after
+    # it gets a fatal internal_error alert: nothing is accepted, nothing decided, so ERROR.
+    res = _run(run_k4c, web, alerting.url, extra=["-k", PROTOCOL_AND_CIPHERS])
+    assert res.outcomes() == {"K4C-CODE-WEB-002": "ERROR", "K4C-CODE-WEB-003": "ERROR"}
+    versions, ciphers = res.control("K4C-CODE-WEB-002"), res.control("K4C-CODE-WEB-003")
+    assert "SSLv3 probe (ClientHello): the server answered a SSLv3 ClientHello with the alert internal_error" \
+        in versions["reason"]
+    assert "cipher probe 3DES (TLSv1.2 ClientHello)" in ciphers["reason"]
+    assert len([n for n in notes(ciphers) if n.startswith("not judged: cipher probe")]) == 11
+    assert rows(ciphers) == [] and rows(versions) == []
 
 
 def test_plain_http_without_redirect_fails_tls_only(run_k4c, web):
