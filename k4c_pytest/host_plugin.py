@@ -5,7 +5,8 @@ Hosts are pytest-testinfra host specs (``local://``, ``ssh://user@node``, ``para
 ``ansible://group?ansible_inventory=inv``). A control using ``host`` or ``kubelet`` runs once
 per host, with the host in its test id. Without hosts, ``host`` controls are N/A and
 ``kubelet`` controls read each Node's kubelet configuration through the API
-(``/api/v1/nodes/<name>/proxy/configz``), which covers managed clusters.
+(``/api/v1/nodes/<name>/proxy/configz``), which covers managed clusters; with several
+``--k4c-cluster`` they then run once per cluster target, as cluster controls do.
 
 k4c's ``host`` fixture takes the place of pytest-testinfra's own in a run (it is registered
 after every plugin); it hands out an object that forwards testinfra's modules (``host.file``,
@@ -286,15 +287,17 @@ class HostFixtures:
         return run.source(_k4c_host)
 
     @pytest.fixture
-    def kubelet(self, _k4c_host, request: pytest.FixtureRequest):
+    def kubelet(self, _k4c_host, _k4c_cluster_target, request: pytest.FixtureRequest):
         """The kubelets under test: ``kubelet.kubelets()`` lists one
         :class:`~k4c_pytest.sources.host.Kubelet` (effective configuration) per node; from each
-        ``--k4c-hosts`` entry, else from every Node through the API (``configz``)."""
+        ``--k4c-hosts`` entry, else from every Node through the API (``configz``) of the cluster
+        target (once per target with several ``--k4c-cluster``, like the ``cluster`` fixture)."""
         __tracebackhide__ = True
-        run = request.config.stash[HOST_KEY]
+        from k4c_pytest.run import RUN_KEY
+
         if _k4c_host is not None:
-            return HostKubelets(run.source(_k4c_host))
-        return ApiKubelets(request.getfixturevalue("cluster"))
+            return HostKubelets(request.config.stash[HOST_KEY].source(_k4c_host))
+        return ApiKubelets(request.config.stash[RUN_KEY].cluster_source(_k4c_cluster_target))
 
     @pytest.fixture  # the EtcdSource itself is made once per run
     def etcd(self, pytestconfig: pytest.Config):

@@ -367,10 +367,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Last, so the target is the last part of the id (test_x[ns-a-prod-eu]); session scope, so
     # pytest runs one target's controls together and session fixtures built on `cluster` are
     # made once per target. One target: no parameter, the ids stay as they are.
+    # The kubelet controls read each target's Nodes through its API server when no --k4c-hosts
+    # are given (with hosts they run once per host instead).
     run = metafunc.config.stash.get(RUN_KEY, None)
-    if run is None or not run.multi_target or "cluster" not in metafunc.fixturenames:
+    names = metafunc.fixturenames
+    if run is None or not run.multi_target or TARGET_PARAM not in names:
         return
-    metafunc.parametrize(TARGET_PARAM, run.target_names, indirect=True, ids=run.target_names, scope="session")
+    if "cluster" in names or ("kubelet" in names and not _hosts_given(metafunc.config)):
+        metafunc.parametrize(TARGET_PARAM, run.target_names, indirect=True, ids=run.target_names, scope="session")
+
+
+def _hosts_given(config: pytest.Config) -> bool:
+    from k4c_pytest.host_plugin import HOST_KEY
+
+    hosts = config.stash.get(HOST_KEY, None)
+    return bool(hosts is not None and hosts.specs)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from k4c_pytest.testing import pki
-from k4c_pytest.testing.controlplane import ControlPlane, KubeApi, free_port
+from k4c_pytest.testing.controlplane import ADMIN, ControlPlane, KubeApi, add_kubeconfig_context, free_port
 
 #: Where Nodes of these tests live: TEST-NET-1 (RFC 5737), never routed; the egress proxy maps it to loopback.
 NODE_NET = ipaddress.ip_network("192.0.2.0/24")
@@ -292,3 +292,12 @@ def nodes(api: KubeApi, *entries: tuple[str, str, int]) -> Iterator[list[dict]]:
             name = obj["metadata"]["name"]
             api.request("PUT", f"/api/v1/nodes/{name}/status", {**stored, "status": obj["status"]})
         yield created
+
+
+def add_admin_context(kubeconfig: Path, name: str, cp: ControlPlane, server: str | None = None) -> str:
+    """Context ``name`` in ``kubeconfig``: the admin of ``cp`` (at ``server`` if given), with a
+    cluster entry of its own."""
+    assert cp.ca is not None
+    cert, key = cp.user_cert(ADMIN)
+    return add_kubeconfig_context(kubeconfig, name, server or cp.url, cp.ca.cert_pem, cert.read_bytes(),
+                                  key.read_bytes(), cluster=f"cluster-{name}")

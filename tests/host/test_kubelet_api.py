@@ -14,7 +14,10 @@ and authenticates with its kubelet client certificate (see ``kubelet_standin``).
 - no Nodes, or an offline target that holds no kubelet configuration, is N/A;
 - ``k4c collect`` records the configz answers (pseudo-kind ``nodes/configz``) and a snapshot or
   a bundle reaches the live verdicts offline; an unreadable kubelet stays an ERROR there, and a
-  snapshot without the records (an older one) ERRORs.
+  snapshot without the records (an older one) ERRORs;
+- with several ``--k4c-cluster`` (two control planes, each with its own stand-in kubelet) the
+  kubelet controls run once per target, each with its own verdict; with ``--k4c-hosts`` once
+  per host instead.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from k4c_pytest.collect import write_snapshot
 from k4c_pytest.sources.cluster_snapshot import read_snapshot
 from k4c_pytest.sources.kubelet_configz import CONFIGZ_KEY
 from k4c_pytest.testing.controlplane import ControlPlaneUnavailable, free_port
-from kubelet_standin import KUBELET_CLIENT_CN, HARDENED, KubeletReachingControlPlane, nodes, weak_configz
+from kubelet_standin import KUBELET_CLIENT_CN, HARDENED, KubeletReachingControlPlane, add_admin_context, nodes, \
+    weak_configz
 
 pytestmark = pytest.mark.controlplane
 
@@ -227,3 +231,65 @@ def test_a_bundle_of_a_live_run_is_re_evaluated_the_same(run_k4c, kubelet_cp, tm
     offline = run_k4c(f"--k4c-snapshot={bundle}", paths=[SUITE])
     assert _verdicts(offline) == _verdicts(live)
     assert {v[0] for v in _verdicts(live).values()} == {"FAIL"}, live.stdout[-3000:]
+
+
+# -- several clusters in one run ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def second_kubelet_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeletReachingControlPlane]:
+    cp = KubeletReachingControlPlane(tmp_path_factory.mktemp("k4c-kubelet-cp-b"))
+    try:
+        cp.start()
+    except ControlPlaneUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture
+def two_clusters(kubelet_cp, second_kubelet_cp, tmp_path) -> Iterator[Path]:
+    """Contexts a (its Node's kubelet hardened), b (its Node's kubelet weak) and gone (nothing
+    listens there) in one kubeconfig."""
+    kubeconfig = tmp_path / "kubeconfig"
+    add_admin_context(kubeconfig, "a", kubelet_cp)
+    add_admin_context(kubeconfig, "b", second_kubelet_cp)
+    add_admin_context(kubeconfig, "gone", kubelet_cp, server=f"https://127.0.0.1:{free_port()}")
+    good, weak = kubelet_cp.kubelet(HARDENED), second_kubelet_cp.kubelet(weak_configz())
+    with nodes(kubelet_cp.api(), ("k4c-node-a", good.ip, good.port)), \
+            nodes(second_kubelet_cp.api(), ("k4c-node-b", weak.ip, weak.port)):
+        yield kubeconfig
+
+
+@pytest.mark.parametrize("xdist", [[], ["-p", "xdist", "-n", "2"]], ids=["serial", "xdist"])
+def test_each_cluster_target_gets_its_own_kubelet_verdicts(run_k4c, two_clusters, xdist):
+    targets = ["a", "b"] if xdist else ["a", "b", "gone"]
+    res = run_k4c(*(f"--k4c-cluster={t}" for t in targets), f"--k4c-kubeconfig={two_clusters}", *xdist,
+                  paths=[SUITE])
+    assert "INTERNALERROR" not in res.stdout, res.stdout[-3000:]
+    by_target: dict[str, dict[str, dict]] = {}
+    for r in res.controls:
+        assert r["nodeid"].endswith(f"[{r['target']}]"), r["nodeid"]
+        by_target.setdefault(r["target"], {})[r["id"]] = r
+    assert sorted(by_target) == sorted(targets)
+    assert all(sorted(v) == KUBELET_CONTROLS for v in by_target.values()), by_target
+    assert {r["outcome"] for r in by_target["a"].values()} == {"PASS"}, res.stdout[-3000:]
+    assert {r["outcome"] for r in by_target["b"].values()} == {"FAIL"}, res.stdout[-3000:]
+    for r in by_target["b"].values():
+        rows = [dict(zip(e["columns"], row)) for e in r["evidence"] if e["type"] == "table" for row in e["rows"]]
+        assert [row["node"] for row in rows] == ["k4c-node-b"], r["id"]
+    if "gone" in by_target:
+        # An unreachable target ERRORs its own kubelet controls only.
+        assert {r["outcome"] for r in by_target["gone"].values()} == {"ERROR"}
+    # Each target's configz answers are covered under its own name.
+    assert res.results["coverage"][f"a:{CONFIGZ_KEY}"]["count"] == 1
+    assert res.results["coverage"][f"b:{CONFIGZ_KEY}"]["count"] == 1
+
+
+def test_with_hosts_kubelet_controls_run_per_host_not_per_cluster(run_k4c, two_clusters):
+    res = run_k4c("--k4c-cluster=a", "--k4c-cluster=b", f"--k4c-kubeconfig={two_clusters}", "--k4c-hosts=local://",
+                  paths=[SUITE])
+    assert sorted(r["id"] for r in res.controls) == KUBELET_CONTROLS, res.stdout[-3000:]
+    assert all(r["nodeid"].endswith("[local]") for r in res.controls)
+    assert not any(key.endswith(CONFIGZ_KEY) for key in res.results["coverage"])
