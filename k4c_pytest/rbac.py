@@ -8,6 +8,14 @@ Rule matching follows the API server's own authorizer (``k8s.io/kubernetes/pkg/a
 ``VerbMatches``/``APIGroupMatches``/``ResourceMatches``): ``*`` matches everything, ``*/scale``
 matches the ``scale`` subresource of every resource, and nothing else is a pattern (a rule on
 ``pods/*`` grants nothing on ``pods/exec``).
+
+An aggregated ClusterRole (``aggregationRule``) gets its rules from the controller manager's
+aggregation controller: the union of the rules of every other ClusterRole its
+``clusterRoleSelectors`` match. Data where that controller has not filled them in (a manifests
+folder, a cluster or snapshot without a running controller manager) has empty ``rules``;
+:func:`resolve_bindings` then resolves the aggregation itself, as the controller would. In a
+manifests folder the result is only a lower bound (ClusterRoles outside the folder may match the
+selectors too): it finds offenders, but never makes a PASS (see :attr:`Binding.rules_known`).
 """
 
 from __future__ import annotations
@@ -118,9 +126,12 @@ class Binding:
     #: False when the referenced role is not in the data
     role_found: bool
     obj: dict
-    #: False when what the role grants is unknown: a manifests folder binds a role it does not
-    #: define (a live cluster or a snapshot without the role means it grants nothing)
+    #: False when what the role grants is not known completely: a manifests folder binds a role it
+    #: does not define (a live cluster or a snapshot without the role means it grants nothing), or
+    #: an aggregated ClusterRole (ClusterRoles outside the folder may add rules to it)
     rules_known: bool = True
+    #: why the rules are not known completely (evidence and the ERROR reason)
+    unknown_reason: str = ""
 
     @property
     def ref(self) -> str:
@@ -249,6 +260,68 @@ def is_bootstrap_wildcard(role: dict, rule: dict) -> bool:
     return bool(expected) and any(_covered(rule, allowed) for allowed in expected)
 
 
+def selector_matches(selector: dict | None, labels: dict | None) -> bool:
+    """Whether a Kubernetes label selector (``matchLabels`` and ``matchExpressions`` with ``In``,
+    ``NotIn``, ``Exists``, ``DoesNotExist``) matches ``labels``, as ``metav1.LabelSelectorAsSelector``
+    does: every requirement must hold, an empty selector matches everything, and a null one nothing."""
+    if selector is None or not isinstance(selector, dict):
+        return False
+    labels = labels if isinstance(labels, dict) else {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if key not in labels or labels[key] != value:
+            return False
+    for expr in selector.get("matchExpressions") or ():
+        if not isinstance(expr, dict):
+            return False
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or ()
+        if op == "In":
+            ok = key in labels and labels[key] in values
+        elif op == "NotIn":
+            ok = key not in labels or labels[key] not in values
+        elif op == "Exists":
+            ok = key in labels
+        elif op == "DoesNotExist":
+            ok = key not in labels
+        else:  # the API server refuses any other operator; nothing is selected by it
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def is_aggregated(role: dict) -> bool:
+    """Whether a ClusterRole has an ``aggregationRule`` (its rules come from other ClusterRoles)."""
+    return role.get("kind", "ClusterRole") == "ClusterRole" and isinstance(role.get("aggregationRule"), dict)
+
+
+def aggregated_rules(role: dict, cluster_roles: dict[str, dict], _seen: frozenset[str] = frozenset()) -> tuple[dict, ...]:
+    """The rules the aggregation controller gives an aggregated ClusterRole: those of every other
+    ClusterRole matched by one of its ``clusterRoleSelectors`` (resolved in turn when that one is
+    aggregated with empty rules), each distinct rule once, in the order of the role names."""
+    name = (role.get("metadata") or {}).get("name", "")
+    seen = _seen | {name}
+    selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or ()
+    out: list[tuple[dict, ...]] = []
+    for other_name in sorted(cluster_roles):
+        if other_name in seen:  # the controller skips the role itself; a cycle adds nothing
+            continue
+        other = cluster_roles[other_name]
+        labels = (other.get("metadata") or {}).get("labels")
+        if not any(selector_matches(sel, labels) for sel in selectors):
+            continue
+        out.append(effective_rules(other, cluster_roles, seen))
+    return _union(*out)
+
+
+def effective_rules(role: dict, cluster_roles: dict[str, dict], _seen: frozenset[str] = frozenset()) -> tuple[dict, ...]:
+    """A role's rules: as stored, or for an aggregated ClusterRole whose rules are empty or
+    absent (not filled in by the controller), resolved from the ClusterRoles it selects."""
+    rules = tuple(role.get("rules") or ())
+    if rules or not is_aggregated(role):
+        return rules
+    return aggregated_rules(role, cluster_roles, _seen)
+
+
 def _subjects(binding: dict, namespace: str) -> tuple[Subject, ...]:
     out = []
     for s in binding.get("subjects") or ():
@@ -279,14 +352,37 @@ def resolve_bindings(source: "ClusterSource") -> list[Binding]:
             ref = b.get("roleRef") or {}
             role_kind, role_name = ref.get("kind", ""), ref.get("name", "")
             role = cluster_roles.get(role_name) if role_kind == "ClusterRole" else roles.get((ns, role_name))
-            rules: tuple[dict, ...] = tuple((role or {}).get("rules") or ())
-            known = True
-            if role is None and manifests:
+            rules: tuple[dict, ...] = ()
+            known, why = True, ""
+            if role is not None:
+                rules = effective_rules(role, cluster_roles) if role_kind == "ClusterRole" else \
+                    tuple(role.get("rules") or ())
+                if manifests and role_kind == "ClusterRole" and is_aggregated(role):
+                    # The folder's own rules, if any, and what its ClusterRoles add: a lower bound.
+                    rules = _union(role.get("rules") or (), aggregated_rules(role, cluster_roles))
+                    known, why = False, _AGGREGATED_IN_FOLDER
+            elif manifests:
                 builtin = BUILTIN_CLUSTER_ROLE_RULES.get(role_name) if role_kind == "ClusterRole" else None
                 rules, known = (builtin, True) if builtin is not None else ((), False)
+                why = "" if known else _UNDEFINED
             out.append(Binding(kind, ns, meta.get("name", ""), role_kind, role_name, _subjects(b, ns), rules,
-                               role is not None, b, known))
+                               role is not None, b, known, why))
     return out
+
+
+_UNDEFINED = "not defined in the data, so what it grants is unknown"
+_AGGREGATED_IN_FOLDER = ("it is an aggregated ClusterRole: its rules come from every ClusterRole of the cluster "
+                         "its aggregationRule selects, and the folder cannot show them all")
+
+
+def _union(*rule_lists) -> tuple[dict, ...]:
+    """The distinct rules of several lists, in order."""
+    out: list[dict] = []
+    for rules in rule_lists:
+        for rule in rules:
+            if rule not in out:
+                out.append(rule)
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,12 +413,12 @@ def subjects_granted(bindings: Iterable[Binding], allowed: Callable[[Subject], b
         others = [s for s in b.subjects if not allowed(s)]
         if not others:
             continue
-        if not b.rules_known:
-            unknown.append(b)
-            continue
+        # Rules known only in part (an aggregated ClusterRole of a folder) still show offenders.
         detail = check(b.rules)
         if detail:
             found.extend(Grant(b, s, detail) for s in others)
+        elif not b.rules_known:
+            unknown.append(b)
     return found, unknown
 
 
@@ -332,5 +428,11 @@ def require_known(unknown: Sequence[Binding]) -> None:
     if unknown:
         roles = sorted({b.role_ref for b in unknown})
         refs = ", ".join(b.ref for b in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise DataUnavailable(", ".join(roles),
-                              f"bound by {refs} but not defined in the data, so what it grants is unknown")
+        by_reason: dict[str, set[str]] = {}
+        for b in unknown:
+            by_reason.setdefault(b.unknown_reason or _UNDEFINED, set()).add(b.role_ref)
+        if len(by_reason) == 1:
+            (why,) = by_reason
+        else:
+            why = "; ".join(f"{', '.join(sorted(refs_))}: {r}" for r, refs_ in by_reason.items())
+        raise DataUnavailable(", ".join(roles), f"bound by {refs} but {why}")

@@ -244,3 +244,132 @@ def test_binding_is_default_reads_the_label():
     b["metadata"]["labels"] = dict(BOOT)
     (resolved,) = rbac.resolve_bindings(_source([b]))
     assert resolved.is_default()
+
+
+# -- aggregated ClusterRoles --------------------------------------------------------------------
+
+AGG = "rbac.example.com/aggregate-to-monitoring"
+
+
+@pytest.mark.parametrize("selector, labels, expected", [
+    ({}, {}, True),  # an empty selector selects everything, as in the API server
+    ({}, {"a": "1"}, True),
+    (None, {"a": "1"}, False),
+    ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+    ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+    ({"matchLabels": {"a": "1"}}, {}, False),
+    ({"matchLabels": {"a": "1", "b": "2"}}, {"a": "1"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "3"]}]}, {"a": "3"}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {"a": "2"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {"a": "2"}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {"a": "1"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": ""}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"b": "1"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"b": "1"}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": "1"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}, {"a": "2"}, False),
+    # matchLabels and matchExpressions together: both must hold
+    ({"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "b", "operator": "Exists"}]}, {"a": "1"}, False),
+    ({"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "b", "operator": "Exists"}]},
+     {"a": "1", "b": "x"}, True),
+])
+def test_selector_matches(selector, labels, expected):
+    assert rbac.selector_matches(selector, labels) is expected
+
+
+def aggregated(name, *selectors, rules=None):
+    obj = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+           "aggregationRule": {"clusterRoleSelectors": list(selectors)}}
+    if rules is not None:
+        obj["rules"] = rules
+    return obj
+
+
+SECRETS_GET = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+PODS_CREATE = {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}
+IMPERSONATE = {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]}
+
+
+def aggregation_objects():
+    return [
+        aggregated("monitoring", {"matchLabels": {AGG: "true"}},
+                   {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["ops"]}]}),
+        role("mon-secrets", [SECRETS_GET], labels={AGG: "true"}),
+        role("ops-pods", [PODS_CREATE, SECRETS_GET], labels={"tier": "ops"}),
+        role("not-selected", [IMPERSONATE], labels={AGG: "false", "tier": "dev"}),
+        binding("mon", "monitoring", [{"kind": "User", "name": "dave"}]),
+    ]
+
+
+@pytest.mark.parametrize("rules", [None, []])
+def test_aggregated_cluster_role_gets_the_rules_of_the_roles_it_selects(rules):
+    objs = aggregation_objects()
+    objs[0] = aggregated("monitoring", *objs[0]["aggregationRule"]["clusterRoleSelectors"], rules=rules)
+    (b,) = rbac.resolve_bindings(_source(objs))
+    # each distinct rule once, from both selectors; the unselected role adds nothing
+    assert b.rules == (SECRETS_GET, PODS_CREATE)
+    assert b.grants("get", "secrets") and b.grants("create", "pods") and not b.grants("impersonate", "users")
+    # a live cluster or snapshot holds every ClusterRole: the resolution is complete
+    assert b.rules_known
+
+
+def test_filled_in_rules_of_an_aggregated_role_are_used_as_stored():
+    objs = aggregation_objects()
+    objs[0]["rules"] = [IMPERSONATE]  # what the aggregation controller wrote
+    (b,) = rbac.resolve_bindings(_source(objs))
+    assert b.rules == (IMPERSONATE,)
+
+
+def test_aggregation_resolves_nested_aggregated_roles_and_survives_cycles():
+    objs = [
+        aggregated("top", {"matchLabels": {"level": "top"}}),
+        {**aggregated("middle", {"matchLabels": {"level": "middle"}}),
+         "metadata": {"name": "middle", "labels": {"level": "top"}}},
+        role("leaf", [PODS_CREATE], labels={"level": "middle"}),
+        # two aggregated roles selecting each other and nothing else grant nothing
+        {**aggregated("a", {"matchLabels": {"ring": "b"}}), "metadata": {"name": "a", "labels": {"ring": "a"}}},
+        {**aggregated("b", {"matchLabels": {"ring": "a"}}), "metadata": {"name": "b", "labels": {"ring": "b"}}},
+        # a role selecting everything does not select itself
+        aggregated("everything", {}),
+        binding("t", "top", [{"kind": "User", "name": "erin"}]),
+        binding("ring", "a", [{"kind": "User", "name": "erin"}]),
+        binding("all", "everything", [{"kind": "User", "name": "erin"}]),
+    ]
+    by_name = {b.name: b for b in rbac.resolve_bindings(_source(objs))}
+    assert by_name["t"].rules == (PODS_CREATE,)
+    assert by_name["ring"].rules == ()
+    assert by_name["all"].rules == (PODS_CREATE,)
+
+
+def test_manifests_aggregated_role_finds_offenders_but_never_passes():
+    allowed = lambda s: s.is_system(SYSTEM)  # noqa: E731
+    secrets = lambda rules: "get" if rbac.grants(rules, "get", "secrets") else ""  # noqa: E731
+    impersonate = lambda rules: "impersonate" if rbac.grants(rules, "impersonate", "users") else ""  # noqa: E731
+    bindings = rbac.resolve_bindings(_source(aggregation_objects(), mode="manifests"))
+    (b,) = bindings
+    assert b.rules == (SECRETS_GET, PODS_CREATE) and not b.rules_known
+    assert "aggregated ClusterRole" in b.unknown_reason
+    # what the folder's roles grant is an offender...
+    found, unknown = rbac.subjects_granted(bindings, allowed, secrets)
+    assert [(g.binding.name, str(g.subject), g.detail) for g in found] == [("mon", "User dave", "get")]
+    assert unknown == []
+    # ...and what they do not grant is unknown: ClusterRoles outside the folder may add it
+    found, unknown = rbac.subjects_granted(bindings, allowed, impersonate)
+    assert found == [] and unknown == [b]
+    with pytest.raises(DataUnavailable) as exc:
+        rbac.require_known(unknown)
+    assert exc.value.source == "ClusterRole/monitoring"
+    assert exc.value.reason.startswith("bound by ClusterRoleBinding/mon but it is an aggregated ClusterRole")
+
+
+def test_require_known_names_each_reason():
+    objs = [*aggregation_objects(), binding("v", "view", [{"kind": "User", "name": "carol"}], "team")]
+    bindings = rbac.resolve_bindings(_source(objs, mode="manifests"))
+    unknown = [b for b in bindings if not b.rules_known]
+    with pytest.raises(DataUnavailable) as exc:
+        rbac.require_known(unknown)
+    assert exc.value.source == "ClusterRole/monitoring, ClusterRole/view"
+    assert "ClusterRole/monitoring: it is an aggregated ClusterRole" in exc.value.reason
+    assert "ClusterRole/view: not defined in the data" in exc.value.reason

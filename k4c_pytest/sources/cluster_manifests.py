@@ -99,6 +99,24 @@ class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
         return out
 
 
+# Kinds that live in no namespace (a namespace set on one of them is ignored when it is applied).
+_CLUSTER_SCOPED = frozenset({
+    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+    "StorageClass", "VolumeAttachment", "CSIDriver", "CSINode", "VolumeAttributesClass", "PriorityClass",
+    "RuntimeClass", "IngressClass", "APIService", "CertificateSigningRequest", "ClusterTrustBundle",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
+    "FlowSchema", "PriorityLevelConfiguration", "ComponentStatus", "DeviceClass", "ResourceSlice",
+    "IPAddress", "ServiceCIDR", "StorageVersionMigration", "PodSecurityPolicy", "ConstraintTemplate",
+})
+# Namespaced kinds an object may name no namespace of (it goes to the one it is applied to).
+_NAMESPACED = frozenset({
+    "Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController",
+    "Service", "ServiceAccount", "ConfigMap", "Secret", "PersistentVolumeClaim", "Ingress", "NetworkPolicy",
+    "Role", "RoleBinding", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Endpoints", "EndpointSlice",
+    "LimitRange", "ResourceQuota", "PodTemplate", "Lease", "Event",
+})
+
 SUFFIXES = (".yaml", ".yml", ".json")
 # Build-tool configuration that looks like a Kubernetes object but is never deployed.
 _TOOL_GROUPS = ("kustomize.config.k8s.io/", "config.kubernetes.io/")
@@ -157,6 +175,32 @@ class ManifestsBackend:
             if isinstance(names, dict) and names.get("kind") and names.get("plural"):
                 self._plurals[(str(spec.get("group", "")), str(names["kind"]))] = str(names["plural"])
         by_kind[(api_version, kind)].append(doc)
+
+    def namespace_references(self) -> dict[str, str]:
+        """The namespaces the folder's objects will live in: ``{namespace: "Kind/namespace/name"}``
+        of the first object in each, whatever its kind (a Service or a custom resource counts as
+        much as a Deployment). ``""`` stands for the namespace an object that names none is
+        applied to (``kubectl apply -n``); only kinds known to be namespaced count for it, as a
+        cluster-scoped custom resource names no namespace either. Raises DataUnavailable like
+        :meth:`fetch` when the folder cannot be read."""
+        from k4c_pytest.sources.kinds import resolve
+
+        by_kind = self._load(resolve("Namespace"))
+        scopes = {(str(crd["spec"].get("group", "")), str(crd["spec"]["names"].get("kind", ""))): crd["spec"].get("scope")
+                  for crd in by_kind.get(_CRD, ()) if isinstance(crd.get("spec"), dict)
+                  and isinstance(crd["spec"].get("names"), dict)}
+        out: dict[str, str] = {}
+        for (api_version, kind), objs in sorted(by_kind.items()):
+            group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+            scope = scopes.get((group, kind))
+            if kind in _CLUSTER_SCOPED or scope == "Cluster" or (kind.startswith("Cluster") and scope != "Namespaced"):
+                continue
+            unset_counts = kind in _NAMESPACED or scope == "Namespaced"
+            for obj in objs:
+                name, ns = obj["metadata"].get("name", ""), obj["metadata"].get("namespace") or ""
+                if ns not in out and (ns or unset_counts):
+                    out[ns] = f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
+        return out
 
     def _read(self, path: Path, rel: str) -> list[Any]:
         """The documents of one file; raises ValueError naming the file and line if it does not parse."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from k4c_pytest import namespaces
+
 ENFORCE = "pod-security.kubernetes.io/enforce"
 ENFORCING_LEVELS = ("baseline", "restricted")
 
@@ -26,8 +28,15 @@ def test_namespaces_enforce_pod_security(cluster, evidence, k4c_settings):
         if level not in ENFORCING_LEVELS:
             offenders.append({"kind": "Namespace", "namespace": "", "name": name,
                               "field": f"metadata.labels[{ENFORCE}]", "value": "unset" if level is None else level})
+    # A manifests folder's objects may live in namespaces it does not declare: their labels are unknown.
+    unknown = namespaces.undeclared(cluster, k4c_settings.system_namespaces)
     evidence.note(f"Checked the {ENFORCE} label of every namespace except the system namespaces "
                   f"({', '.join(sorted(k4c_settings.system_namespaces))}). Cluster-wide defaults set in the "
                   "API server's admission configuration are not visible through the API and are not counted.")
     evidence.table("namespaces that do not enforce baseline or restricted", offenders)
+    if unknown:
+        evidence.table("namespaces used by the manifests but not declared in them",
+                       namespaces.rows(unknown, "its Pod Security label"))
+    if not offenders:
+        namespaces.require_declared(unknown, "its Pod Security label")
     assert not offenders, f"{len(offenders)} namespaces do not enforce a baseline or restricted Pod Security level"

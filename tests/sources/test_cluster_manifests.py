@@ -261,3 +261,92 @@ def test_outcomes_of_a_manifests_folder(repo, tmp_path, run_k4c):
     assert "apps/v1/deployments" in res.control("T-MAN-ENV")["reason"]
     assert "v1/pods" in res.control("T-MAN-POD")["reason"]
     assert "base/broken.yaml: line 2" in res.control("T-MAN-POD")["reason"]
+
+
+# -- namespaces used but not declared -------------------------------------------------------------
+
+def test_namespace_references_and_undeclared_namespaces(tmp_path):
+    from k4c_pytest import namespaces
+
+    write(tmp_path, "app.yaml", """
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: shop}
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: web, namespace: shop}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: billing, namespace: billing}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: settings}
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRole
+        metadata: {name: reader, namespace: ignored}
+        ---
+        apiVersion: example.com/v1
+        kind: Widget
+        metadata: {name: w, namespace: widgets}
+        ---
+        apiVersion: example.com/v1
+        kind: Widget
+        metadata: {name: cluster-wide-but-unknown}
+        ---
+        apiVersion: example.com/v1
+        kind: Gadget
+        metadata: {name: g, namespace: gadgets}
+        ---
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata: {name: gadgets.example.com}
+        spec:
+          group: example.com
+          scope: Cluster
+          names: {kind: Gadget, plural: gadgets}
+        ---
+        apiVersion: kyverno.io/v1
+        kind: ClusterPolicy
+        metadata: {name: p}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: sys, namespace: kube-system}
+        """)
+    backend = ManifestsBackend(tmp_path)
+    # every namespaced object counts, whatever its kind; "" is where objects naming none go
+    assert backend.namespace_references() == {
+        "shop": "Deployment/shop/web", "billing": "Service/billing/billing", "": "ConfigMap/settings",
+        "widgets": "Widget/widgets/w", "kube-system": "Pod/kube-system/sys"}
+    source = ClusterSource(backend)
+    assert namespaces.undeclared(source, ["kube-system"]) == {
+        "billing": "Service/billing/billing", "": "ConfigMap/settings", "widgets": "Widget/widgets/w"}
+    with pytest.raises(DataUnavailable) as exc:
+        namespaces.require_declared(namespaces.undeclared(source, ["kube-system"]), "its label")
+    assert exc.value.source == ("the namespace ConfigMap/settings is applied to (it names none), "
+                                "Namespace/billing (used by Service/billing/billing), "
+                                "Namespace/widgets (used by Widget/widgets/w)")
+    assert exc.value.reason.startswith("not declared in the manifests, so its label is unknown")
+    namespaces.require_declared({}, "its label")
+
+
+def test_an_unreadable_folder_has_no_namespace_references(tmp_path):
+    write(tmp_path, "bad.yaml", "kind: [unclosed\n")
+    with pytest.raises(DataUnavailable):
+        ManifestsBackend(tmp_path).namespace_references()
+
+
+def test_live_and_snapshot_targets_have_no_undeclared_namespaces(tmp_path):
+    from k4c_pytest import namespaces
+
+    class Listed:
+        mode = "live"
+
+        def fetch(self, kind):
+            return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}]
+
+    assert namespaces.undeclared(ClusterSource(Listed())) == {}
