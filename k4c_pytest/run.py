@@ -223,6 +223,10 @@ class Run:
         fixtures = getattr(item, "fixturenames", ())
         if self._backends and "cluster" in fixtures:
             return self.target_names[0]
+        # The kubelets read through the API (no --k4c-hosts parameter) are the cluster's.
+        on_host = callspec is not None and callspec.params.get("_k4c_host") is not None
+        if self._backends and "kubelet" in fixtures and not on_host:
+            return self.target_names[0]
         if len(self.cloud_targets) == 1 and "aws" in fixtures:
             return self.cloud_targets[0]
         return None

@@ -71,6 +71,8 @@ def test_hardened_kubelet_passes(run_k4c, kubelet_cp):
     with nodes(kubelet_cp.api(), ("k4c-node-hardened", kubelet.ip, kubelet.port)):
         res = _live(run_k4c, kubelet_cp)
     assert res.outcomes() == {c: "PASS" for c in KUBELET_CONTROLS}, res.stdout[-3000:]
+    # Read through the API, the kubelets are the cluster target's: the records say which.
+    assert {r["target"] for r in res.controls} == {res.results["target"]["context"]}
     # The answer came through the API server's node proxy, authenticated with its kubelet client certificate.
     assert ("/configz", KUBELET_CLIENT_CN) in kubelet.requests
     assert any(t == f"{kubelet.ip}:{kubelet.port}" for t in kubelet_cp.egress.connects)
