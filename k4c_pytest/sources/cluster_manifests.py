@@ -5,6 +5,11 @@ Every ``*.yaml`` and ``*.yml`` file below the folder is read with libyaml (multi
 are not Kubernetes objects (no ``apiVersion``/``kind``, such as a Helm values file, or a
 kustomization) are skipped and counted. A file that does not parse makes every kind an ERROR,
 naming the file and line: a control cannot know which objects that file would have held.
+
+Helm charts and Kustomizations below the folder are rendered with ``helm template`` /
+``kustomize build`` when the tool is on PATH, their output read with the plain files; the files
+below them are not read as manifests. A chart or Kustomization that cannot be rendered (tool
+missing, rendering failed) makes every kind an ERROR too (:mod:`.manifests_render`).
 """
 
 from __future__ import annotations
@@ -147,11 +152,33 @@ class ManifestsBackend:
         # (group, Kind) -> plural, from the CustomResourceDefinitions in the folder
         self._plurals: dict[tuple[str, str], str] = {}
         self.files = 0
+        self._all_files: list[Path] | None = None
+        self._roots: tuple[list, list[Path], set[Path]] | None = None
         self.skipped_documents = 0
         self.requests = 0
 
     def describe(self) -> dict[str, Any]:
-        return {"mode": "manifests", "manifests": str(self.folder)}
+        d: dict[str, Any] = {"mode": "manifests", "manifests": str(self.folder)}
+        try:
+            roots = self._render_roots()[0]
+        except Exception:  # an unreadable chart or kustomization: the controls ERROR naming it
+            roots = []
+        if roots:
+            d["rendered"] = [r.command() for r in roots]
+        return d
+
+    def _files(self) -> list[Path]:
+        if self._all_files is None:
+            self._all_files = sorted(p for p in self.folder.rglob("*") if p.is_file())
+        return self._all_files
+
+    def _render_roots(self):
+        """(charts and Kustomizations to render, chart folders, files the Kustomizations build from)."""
+        if self._roots is None:
+            from k4c_pytest.sources import manifests_render
+
+            self._roots = manifests_render.find(self.folder, self._files())
+        return self._roots
 
     def server_version(self) -> str | None:
         return None
@@ -220,8 +247,16 @@ class ManifestsBackend:
 
     def _load(self, kind: Kind) -> dict[tuple[str, str], list[dict]]:
         if self._error is None and self._by_kind is None:
+            from k4c_pytest.sources import manifests_render
+
             by_kind: dict[tuple[str, str], list[dict]] = defaultdict(list)
-            files = sorted(p for p in self.folder.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            try:
+                roots, charts, built_from = self._render_roots()
+            except manifests_render.RenderError as exc:
+                roots, charts, built_from = [], [], set()
+                self._error = f"{exc} (in manifests {self.folder})"
+            files = [p for p in self._files() if p.suffix in SUFFIXES and not any(d in p.parents for d in charts)
+                     and not (built_from and p.resolve() in built_from)] if self._error is None else []
             for path in files:
                 rel = str(path.relative_to(self.folder))
                 try:
@@ -236,7 +271,23 @@ class ManifestsBackend:
                     self._add(doc, by_kind)
                 self.files += 1
             else:
-                self._by_kind = by_kind
+                for root in roots:
+                    try:
+                        output = manifests_render.render(root)
+                        docs = list(yaml.load_all(output, Loader=_Loader))
+                    except manifests_render.RenderError as exc:
+                        self._error = f"{exc} (in manifests {self.folder})"
+                        break
+                    except yaml.YAMLError as exc:
+                        mark = getattr(exc, "problem_mark", None)
+                        line = f"line {mark.line + 1}: " if mark is not None else ""
+                        self._error = (f"{root.rel}: the output of {root.command()}: {line}"
+                                       f"{getattr(exc, 'problem', None) or exc} (in manifests {self.folder})")
+                        break
+                    for doc in docs:
+                        self._add(doc, by_kind)
+                if self._error is None:
+                    self._by_kind = by_kind
         if self._error is not None:
             # Named per kind, so the control's ERROR says which kind it could not know.
             exc = DataUnavailable(kind.key, self._error)

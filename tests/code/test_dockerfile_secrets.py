@@ -49,7 +49,8 @@ def test_assigned_values_of_every_form(tmp_path):
     (df,) = code_dockerfile.collect(SourceTree(str(_tree(tmp_path))))
     env = df.final.all("ENV")
     assert code_dockerfile.assigned_values(env[0]) == [
-        ("LOG_LEVEL", "info"), ("PATH", "/usr/local/bin:$PATH"), ("CONN", f"postgres://app:{DB_PASSWORD}@db.internal:5432/app")]
+        ("LOG_LEVEL", "info"), ("PATH", "/usr/local/bin:$PATH"),
+        ("CONN", f"postgres://app:{DB_PASSWORD}@db.internal:5432/app")]
     assert code_dockerfile.assigned_values(env[2]) == [("BUILD_REF", GH_TOKEN)]  # legacy ENV NAME value
     assert [code_dockerfile.assigned_values(a) for a in df.final.all("ARG")] == [[("CHANNEL", "stable")],
                                                                                 [("EXTRA", None)]]

@@ -11,6 +11,7 @@ import yaml
 
 from k4c_pytest import bundle_s3, cli, rbac
 from k4c_pytest.sources.kinds import KNOWN_KINDS
+from k4c_pytest.testing.render_tools import kustomize_dir, path_with
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -120,13 +121,17 @@ def test_job_and_cronjob_run_k4c_in_cluster_with_a_bundle(pytester):
     assert bundle_s3.parse_url(url).prefix == "clusters/prod/k4c-29000000-abcde"
 
 
-def test_deploy_folder_passes_k4cs_own_suites(run_k4c):
+def test_deploy_folder_passes_k4cs_own_suites(run_k4c, monkeypatch):
     """Dogfooding: the container suite on deploy/ finds no FAIL or ERROR, nor does the cluster
-    suite once the one documented waiver (the Gatekeeper opt-in's wildcard) is given."""
+    suite once the one documented waiver (the Gatekeeper opt-in's wildcard) is given.
+    deploy/kubernetes is a Kustomization: k4c renders it with kustomize (scripts/build-kustomize.sh);
+    job.yaml and the opt-in RBAC files, which it does not list, are read as plain manifests."""
+    monkeypatch.setenv("PATH", path_with(kustomize_dir()))
     result = run_k4c("--k4c-manifests=" + str(DEPLOY), "--k4c-no-cluster-images",
                      f"--k4c-waivers={DEPLOY / 'k4c-waivers.yaml'}",
                      paths=[SUITES / "container", SUITES / "cluster"])
     assert result.results, result.stdout[-3000:]
+    assert result.results["target"]["rendered"] == ["kustomize build kubernetes"]
     outcomes = result.outcomes()
     bad = {cid: o for cid, o in outcomes.items() if o in ("FAIL", "ERROR")}
     assert bad == {}, result.stdout[-3000:]

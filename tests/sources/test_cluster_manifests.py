@@ -12,6 +12,7 @@ from k4c_pytest.outcomes import DataUnavailable
 from k4c_pytest.redaction import LAST_APPLIED, REDACTED
 from k4c_pytest.sources.cluster import ClusterSource
 from k4c_pytest.sources.cluster_manifests import ManifestsBackend, default_plural
+from k4c_pytest.testing.render_tools import kustomize_dir, path_with
 
 
 def write(folder: Path, rel: str, text: str) -> Path:
@@ -28,9 +29,11 @@ def deployment(name: str, ns: str = "shop") -> dict:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
+def repo(tmp_path: Path, monkeypatch) -> Path:
     """A repository of manifests as teams keep them: nested folders, several documents per file,
-    Lists, JSON, and YAML that is not a Kubernetes object."""
+    Lists, JSON, YAML that is not a Kubernetes object, and a Kustomization (overlays/prod, over
+    base/), rendered with the kustomize scripts/build-kustomize.sh builds."""
+    monkeypatch.setenv("PATH", path_with(kustomize_dir()))
     root = tmp_path / "deploy"
     write(root, "base/app.yaml", """
         apiVersion: v1
@@ -88,6 +91,7 @@ def repo(tmp_path: Path) -> Path:
     write(root, "overlays/prod/deep/er/deploy.json", json.dumps(deployment("api")))
     write(root, "overlays/prod/list.json", json.dumps({"apiVersion": "v1", "kind": "List",
                                                        "items": [deployment("batch", "jobs")]}))
+    write(root, "base/kustomization.yaml", "resources: [app.yaml, list.yaml]\n")
     write(root, "overlays/prod/kustomization.yaml", """
         apiVersion: kustomize.config.k8s.io/v1beta1
         kind: Kustomization
@@ -117,9 +121,12 @@ def test_reads_every_object_below_the_folder(repo):
     assert [c["metadata"]["name"] for c in source.list("ConfigMap")] == ["settings"]
     assert [b["metadata"]["name"] for b in source.list("RoleBinding")] == ["web"]
     assert source.pods() == [] and source.list("ClusterRole") == []
-    assert backend.files == 8
-    # values.yaml, Chart.yml, the kustomization, the empty document
-    assert backend.skipped_documents == 4
+    # base/ and the kustomizations reach the controls through `kustomize build overlays/prod`;
+    # the overlay's other files (not listed in its kustomization) are plain manifests
+    assert backend.files == 5
+    assert backend.describe()["rendered"] == ["kustomize build overlays/prod"]
+    # values.yaml and Chart.yml (not a chart: Helm wants Chart.yaml)
+    assert backend.skipped_documents == 2
     assert {d["kind"] for d in deployments} == {"Deployment"}
 
 
