@@ -15,7 +15,7 @@ PYTEST_ARGS ?= -n 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.k4c-installed
 
-.PHONY: help venv demo demo-live control-plane system-deps pss-fixtures semgrep test-deps test bench bench-manifests clean
+.PHONY: help venv demo demo-live control-plane system-deps pss-fixtures semgrep kustomize test-deps test bench bench-manifests clean
 
 help:
 	@echo "make demo        run every suite on the bundled demo environment (report.html + results.json)"
@@ -56,7 +56,12 @@ pss-fixtures:
 semgrep:
 	bash scripts/install-semgrep.sh
 
-test-deps: venv system-deps control-plane pss-fixtures semgrep
+# kustomize from its Go module, cached per version in $(K4C_CACHE)/kustomize: the manifests
+# backend renders Kustomizations with it (tests/code/test_render_manifests.py).
+kustomize:
+	bash scripts/build-kustomize.sh
+
+test-deps: venv system-deps control-plane pss-fixtures semgrep kustomize
 
 # Then k4c on its own tree: K4C-CODE-CI-001, this CI runs k4c (.ci/run -> make test).
 test: test-deps
