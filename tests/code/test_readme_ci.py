@@ -41,3 +41,18 @@ def test_readme_shell_example_command_runs(run_k4c, monkeypatch, tmp_path):
     assert res.outcomes()["K4C-CODE-SEC-001"] == "PASS", res.stdout[-3000:]
     assert res.outcomes()["K4C-CODE-CI-001"] == "PASS"
     assert (tmp_path / "junit.xml").is_file()
+
+
+def test_readme_installs_k4c_from_git_or_a_wheel_not_pypi():
+    # k4c is not on PyPI: a bare "pip install k4c-pytest" would fail in every CI that copies it
+    from packaging.requirements import Requirement
+
+    text = (REPO / "README.md").read_text()
+    assert not re.search(r"pip install (-q )?k4c-pytest\b", text)
+    blocks = _examples()
+    specs = [re.search(r'K4C: "([^"]+)"', blocks["yaml"]).group(1),
+             re.search(r'K4C="\$\{K4C:-([^}]+)\}"', blocks["sh"]).group(1)]
+    for spec in specs:
+        req = Requirement(spec)
+        assert req.name == "k4c-pytest" and req.url and req.url.startswith("git+https://"), spec
+    assert 'pip install "$K4C"' in blocks["yaml"] and '"$venv/bin/pip" install -q "$K4C"' in blocks["sh"]
