@@ -19,16 +19,28 @@ fi
 
 # A module's toolchain line must never trigger a toolchain download: it cannot succeed offline.
 export GOTOOLCHAIN=local CGO_ENABLED=0
+
+# Every step that can fail stops the build with what failed and what to look at (Go's own
+# message is printed above it); nothing half-built is installed.
+fail() {
+  echo "error: control plane $K8S_VERSION: $*" >&2
+  echo "error: (module proxy: GOPROXY=$(go env GOPROXY); nothing was installed in $OUT)" >&2
+  rm -rf "$OUT.tmp"
+  exit 1
+}
 work="$CACHE/control-plane/build-$K8S_VERSION"
 rm -rf "$work"; mkdir -p "$work/apiserver" "$work/etcd" "$OUT.tmp"
 
 echo "control plane $K8S_VERSION: resolving modules"
-gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])') ||
+  fail "go mod download k8s.io/kubernetes@$K8S_VERSION failed (see above): the release cannot be resolved"
 minor=$(echo "$K8S_VERSION" | cut -d. -f2)
 patch=$(echo "$K8S_VERSION" | cut -d. -f3)
 staging_version="v0.$minor.$patch"
 etcd_version=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2; exit}' "$gomod")
 goline=$(awk '$1=="go"{print $2; exit}' "$gomod")
+[ -n "$etcd_version" ] && [ -n "$goline" ] ||
+  fail "$gomod names no go.etcd.io/etcd/server/v3 version or no go version"
 
 # The release's go.mod replaces its staging modules with ./staging paths, which do not apply
 # to a module that depends on it: point each at its published v0.X.Y instead.
@@ -65,13 +77,20 @@ import _ "go.etcd.io/etcd/server/v3"
 GO
 
 echo "control plane $K8S_VERSION: building etcd $etcd_version"
-(cd "$work/etcd" && go mod tidy -e >/dev/null 2>&1 || true; cd "$work/etcd" && go get "go.etcd.io/etcd/server/v3@$etcd_version" && \
-  go build -trimpath -o "$OUT.tmp/etcd" go.etcd.io/etcd/server/v3)
+# `go mod tidy -e` only tidies what it can (its problems show again in the steps that need it).
+(cd "$work/etcd" && go mod tidy -e >/dev/null 2>&1) || true
+(cd "$work/etcd" && go get "go.etcd.io/etcd/server/v3@$etcd_version") ||
+  fail "go get go.etcd.io/etcd/server/v3@$etcd_version failed (see above): etcd's modules cannot be fetched"
+(cd "$work/etcd" && go build -trimpath -o "$OUT.tmp/etcd" go.etcd.io/etcd/server/v3) ||
+  fail "go build of etcd $etcd_version failed (see above)"
 
 echo "control plane $K8S_VERSION: building kube-apiserver (a cold build takes many minutes on 2 cores)"
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-(cd "$work/apiserver" && go get "k8s.io/kubernetes@$K8S_VERSION" && go mod tidy -e >/dev/null 2>&1 || true)
-(cd "$work/apiserver" && go build -trimpath -ldflags "$ldflags" -o "$OUT.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+(cd "$work/apiserver" && go get "k8s.io/kubernetes@$K8S_VERSION") ||
+  fail "go get k8s.io/kubernetes@$K8S_VERSION failed (see above): its modules (the staging ones at $staging_version too) cannot be fetched"
+(cd "$work/apiserver" && go mod tidy -e >/dev/null 2>&1) || true
+(cd "$work/apiserver" && go build -trimpath -ldflags "$ldflags" -o "$OUT.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver) ||
+  fail "go build of kube-apiserver $K8S_VERSION failed (see above)"
 
 rm -rf "$OUT"; mv "$OUT.tmp" "$OUT"; rm -rf "$work"
 echo "control plane $K8S_VERSION: built into $OUT"
