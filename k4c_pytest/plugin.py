@@ -130,9 +130,9 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     # Before junitxml and pytest-html read their options: a bundle gets their files too.
     from k4c_pytest.bundle import prepare_options
     from k4c_pytest.bundle_s3 import stage_option
-    from k4c_pytest.report import junit
+    from k4c_pytest.report import ini, junit
 
-    junit.configure(config)  # junit_family xunit1 unless the user chose one (testcase properties)
+    ini.apply_defaults(config)  # junit_family xunit1, render_collapsed all: unless the user chose
     stage_option(config)  # --k4c-bundle s3://...: a local staging folder, uploaded at the end
     prepare_options(config)
     junit.warn_without_properties(config)  # after the bundle has set --junitxml

@@ -30,9 +30,9 @@ under ``<testsuite>`` (pytest warns that ``record_property`` is incompatible wit
   against ``junit-10.xsd``, and says so once as a ``PytestConfigWarning``; the control ids,
   outcomes and evidence are in the JSON results (``--k4c-json``).
 
-pytest has no public way to change an ini value's default, so :func:`configure` reads and
-writes its private ini tables; if a pytest release renames them, k4c leaves ``junit_family``
-alone (pytest's default) and adds no properties, which keeps the XML valid.
+The default is set by :mod:`k4c_pytest.report.ini`; if it cannot set it (a pytest release that
+renamed its private ini tables), pytest's ``xunit2`` applies and k4c adds no properties, which
+keeps the XML valid.
 """
 
 from __future__ import annotations
@@ -49,28 +49,6 @@ _MAX_REASON = 1000
 INI = "junit_family"
 #: pytest's junit families that have a ``<properties>`` element under ``<testcase>``.
 PROPERTY_FAMILIES = ("xunit1", "legacy")
-DEFAULT_FAMILY = "xunit1"
-
-
-def _user_set(config: pytest.Config) -> bool | None:
-    """Whether the user set ``junit_family`` (ini file or ``-o``); None when pytest's private
-    ini tables are not where this pytest version keeps them."""
-    inicfg = getattr(config, "_inicfg", None)  # pytest >= 9: the file's values and -o overrides
-    if isinstance(inicfg, dict):
-        return INI in inicfg
-    legacy = getattr(config, "__dict__", {}).get("inicfg")  # pytest 8: the file's values ...
-    overrides = getattr(config, "_override_ini", None)      # ... and -o overrides apart
-    if isinstance(legacy, dict) and overrides is not None:
-        return INI in legacy or any(str(o).partition("=")[0].strip() == INI for o in overrides)
-    return None
-
-
-def configure(config: pytest.Config) -> None:
-    """Make ``xunit1`` the junit family when the user chose none. Called before pytest's junitxml
-    reads ``junit_family`` (``pytest_cmdline_main``), on the controller and on xdist workers."""
-    cache = getattr(config, "_inicache", None)
-    if _user_set(config) is False and isinstance(cache, dict):
-        cache[INI] = DEFAULT_FAMILY
 
 
 def with_properties(config: pytest.Config) -> bool:
