@@ -375,6 +375,40 @@ def cmd_merge(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: li
     return 0
 
 
+CONTROL_PLANE_HELP = """\
+build: compile kube-apiserver and etcd from their Go modules (needs Go; a cold build takes many
+minutes) into CACHE/control-plane/<version>; a second run only says they are cached.
+where: print the folder holding them (for $K4C_CONTROL_PLANE_BIN), or exit 1 saying how to build
+them. CACHE is --cache, else $K4C_CACHE, else ~/.cache/k4c; the k4c_pytest.testing fixtures look
+there (set K4C_CACHE when you built into another --cache). See docs/testing.md."""
+
+
+def cmd_control_plane(ns: argparse.Namespace, parser: argparse.ArgumentParser, extra: list[str]) -> int:
+    from k4c_pytest.testing import controlplane
+
+    if extra:
+        parser.error(f"unexpected arguments after --: {' '.join(extra)}")
+    if ns.action is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if ns.action == "where":
+        try:
+            print(controlplane.find_binaries(cache=ns.cache))
+        except controlplane.ControlPlaneUnavailable as exc:
+            print(f"k4c control-plane where: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        status = controlplane.build_binaries(cache=ns.cache)
+    except controlplane.ControlPlaneUnavailable as exc:
+        print(f"k4c control-plane build: error: {exc}", file=sys.stderr)
+        return 1
+    if status == 0 and ns.cache and Path(ns.cache).expanduser().resolve() != controlplane._cache_dir().resolve():
+        print(f"k4c control-plane build: set K4C_CACHE={Path(ns.cache).expanduser().resolve()} for the "
+              f"test fixtures to find them", file=sys.stderr)
+    return 1 if status else 0
+
+
 # -- argument parsing ------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -452,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", metavar="DIR", default="k4c-demo",
                       help="folder for report.html and results.json (default: ./k4c-demo)")
     demo.add_argument("--live", action="store_true",
-                      help="start a real kube-apiserver and etcd (built by scripts/build-control-plane.sh), "
+                      help="start a real kube-apiserver and etcd (built by 'k4c control-plane build'), "
                            "seed the demo objects and check it live instead of the snapshot")
     demo.set_defaults(func=cmd_demo, subparser=demo)
 
@@ -495,6 +529,18 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--no-verify", action="store_true",
                        help="merge bundles without checking their manifests (the report says so)")
     merge.set_defaults(func=cmd_merge, subparser=merge)
+
+    control_plane = sub.add_parser(
+        "control-plane", help="build, or locate, the real kube-apiserver and etcd that tests of controls run against",
+        description="The test control plane of k4c_pytest.testing (docs/testing.md).", epilog=CONTROL_PLANE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    control_plane.set_defaults(func=cmd_control_plane, subparser=control_plane, action=None)
+    actions = control_plane.add_subparsers(dest="action", metavar="ACTION")
+    for action, text in (("build", "build kube-apiserver and etcd with Go into the cache (cached: a no-op)"),
+                         ("where", "print the folder holding kube-apiserver and etcd")):
+        cmd = actions.add_parser(action, help=text, description=text)
+        cmd.add_argument("--cache", metavar="DIR", help="cache folder (default: $K4C_CACHE or ~/.cache/k4c)")
+        cmd.set_defaults(func=cmd_control_plane, subparser=cmd)
     return parser
 
 

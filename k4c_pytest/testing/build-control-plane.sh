@@ -2,6 +2,12 @@
 # Builds kube-apiserver and etcd from their Go modules with the local Go toolchain.
 # Binaries land in $K4C_CACHE/control-plane/<k8s-version>/ and a second run is a no-op.
 # The versions are pinned so tests and the Pod Security fixtures agree on one release.
+#
+# It ships inside the k4c package (k4c_pytest/testing/), so an installed k4c can build its
+# test control plane: `k4c control-plane build [--cache DIR]` runs it (and passes the version
+# k4c_pytest.testing.controlplane.K8S_VERSION); in a checkout `make control-plane` runs it
+# through scripts/build-control-plane.sh. Environment: K4C_K8S_VERSION, K4C_CACHE (default
+# ~/.cache/k4c), K4C_PYTHON (a Python 3 to read `go mod download -json`; default python3).
 set -euo pipefail
 
 K8S_VERSION="${K4C_K8S_VERSION:-v1.37.2}"
@@ -32,7 +38,7 @@ work="$CACHE/control-plane/build-$K8S_VERSION"
 rm -rf "$work"; mkdir -p "$work/apiserver" "$work/etcd" "$OUT.tmp"
 
 echo "control plane $K8S_VERSION: resolving modules"
-gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])') ||
+gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | "${K4C_PYTHON:-python3}" -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])') ||
   fail "go mod download k8s.io/kubernetes@$K8S_VERSION failed (see above): the release cannot be resolved"
 minor=$(echo "$K8S_VERSION" | cut -d. -f2)
 patch=$(echo "$K8S_VERSION" | cut -d. -f3)

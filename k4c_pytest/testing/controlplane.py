@@ -1,8 +1,9 @@
 """A real etcd + kube-apiserver on loopback, for tests (like controller-runtime's envtest).
 
 No controller-manager, scheduler or kubelet runs: objects are stored and served exactly as
-created, nothing reconciles them. The binaries come from ``make control-plane``
-(``scripts/build-control-plane.sh``).
+created, nothing reconciles them. The binaries are built from source with the local Go
+toolchain by ``k4c control-plane build`` (``make control-plane`` in a k4c checkout), which runs
+the script shipped next to this module (:data:`BUILD_SCRIPT`). See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -33,6 +35,10 @@ ADMIN = "k4c-admin"
 RESTRICTED = "k4c-restricted"
 CLUSTER_NAME = "k4c"
 START_TIMEOUT = 90.0
+#: Builds kube-apiserver and etcd into the k4c cache; package data, so installed k4c has it too.
+BUILD_SCRIPT = Path(__file__).with_name("build-control-plane.sh")
+BUILD_HINT = ("run `k4c control-plane build` (it needs Go; `make control-plane` in a k4c checkout) "
+              "to build them")
 
 
 class ControlPlaneUnavailable(Exception):
@@ -62,25 +68,43 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("K4C_CACHE") or Path.home() / ".cache" / "k4c")
 
 
-def find_binaries(version: str | None = None) -> Path:
+def find_binaries(version: str | None = None, cache: str | Path | None = None) -> Path:
     """The folder holding ``kube-apiserver`` and ``etcd``.
 
-    ``$K4C_CONTROL_PLANE_BIN`` if set, else ``$K4C_CACHE/control-plane/<version>`` (the cache
-    defaults to ``~/.cache/k4c``, the version to ``$K4C_K8S_VERSION`` or :data:`K8S_VERSION`).
-    Raises :class:`ControlPlaneUnavailable` naming what is missing and how to build it.
+    ``$K4C_CONTROL_PLANE_BIN`` if set, else ``<cache>/control-plane/<version>`` (the cache
+    defaults to ``$K4C_CACHE``, else ``~/.cache/k4c``; the version to ``$K4C_K8S_VERSION`` or
+    :data:`K8S_VERSION`). Raises :class:`ControlPlaneUnavailable` naming what is missing and
+    how to build it.
     """
     version = version or os.environ.get("K4C_K8S_VERSION") or K8S_VERSION
     override = os.environ.get("K4C_CONTROL_PLANE_BIN")
-    folder = Path(override) if override else _cache_dir() / "control-plane" / version
+    folder = Path(override) if override else Path(cache or _cache_dir()) / "control-plane" / version
     missing = [name for name in ("kube-apiserver", "etcd")
                if not (folder / name).is_file() or not os.access(folder / name, os.X_OK)]
     if missing:
         where = "$K4C_CONTROL_PLANE_BIN" if override else f"the k4c cache (Kubernetes {version})"
         raise ControlPlaneUnavailable(
-            f"{' and '.join(missing)} not found in {folder} ({where}): run `make control-plane` "
-            f"(it runs scripts/build-control-plane.sh and needs Go) to build them, "
+            f"{' and '.join(missing)} not found in {folder} ({where}): {BUILD_HINT}, "
             f"or point $K4C_CONTROL_PLANE_BIN at a folder holding kube-apiserver and etcd")
     return folder
+
+
+def build_binaries(cache: str | Path | None = None, version: str | None = None) -> int:
+    """Build kube-apiserver and etcd into ``<cache>/control-plane/<version>`` with
+    :data:`BUILD_SCRIPT` (progress on this process's stdout and stderr); return its exit status.
+
+    Cached: when both binaries are there already it only says so. Without Go it fails at once
+    with a message saying so. A cold build takes many minutes.
+    """
+    bash = shutil.which("bash")
+    if bash is None:
+        raise ControlPlaneUnavailable(f"bash is needed to run {BUILD_SCRIPT}; it is not on PATH")
+    if not BUILD_SCRIPT.is_file():
+        raise ControlPlaneUnavailable(f"the build script {BUILD_SCRIPT} is missing from this k4c install")
+    env = {**os.environ, "K4C_K8S_VERSION": version or os.environ.get("K4C_K8S_VERSION") or K8S_VERSION,
+           "K4C_CACHE": str(Path(cache or _cache_dir()).expanduser().resolve()),
+           "K4C_PYTHON": os.environ.get("K4C_PYTHON") or sys.executable}
+    return subprocess.run([bash, str(BUILD_SCRIPT)], env=env, check=False).returncode
 
 
 def free_ports(count: int = 1) -> list[int]:

@@ -1,8 +1,9 @@
 """pytest fixtures for a real test control plane (like controller-runtime's envtest).
 
-Enable with ``pytest_plugins = ["k4c_pytest.testing.fixtures"]`` in the root ``conftest.py``.
-Missing binaries fail the tests that need them, with how to build them: they never skip, so
-a CI job without ``make control-plane`` cannot pass by testing nothing.
+Enable with ``pytest_plugins = ["k4c_pytest.testing.fixtures"]`` in the root ``conftest.py``
+(docs/testing.md). Missing binaries fail the tests that need them, with how to build them
+(``k4c control-plane build``): they never skip, so a CI job that did not build them cannot pass
+by testing nothing.
 """
 
 from __future__ import annotations
