@@ -7,9 +7,11 @@ folders have a conftest.py, and ``from conftest import ...`` gets whichever was 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 from k4c_pytest.testing.moto_server import MotoServer
 
@@ -17,6 +19,9 @@ SUITE = Path(__file__).resolve().parents[2] / "suites" / "cloud"
 REGION = "us-east-1"
 GOOD, BAD, DENIED, REGIONS_ACCT = "111111111111", "222222222222", "333333333333", "444444444444"
 MINIMAL, PARTIAL = "555555555555", "666666666666"
+#: Seeded on demand: careless logging and storage (a public-read trail bucket...) read by an auditor
+#: holding only the shipped policy.
+SHIPPED_BAD = "999999999999"
 POLICY_FILE = Path(__file__).resolve().parents[2] / "deploy" / "k4c-aws-readonly-policy.json"
 OTHER_REGION = "eu-west-1"
 
@@ -32,9 +37,11 @@ PARTIAL_MISSING = ("kms:GetKeyRotationStatus", "cloudtrail:GetEventSelectors")
 
 #: IAM actions moto's S3 authorization names differently from AWS: its table of bucket
 #: subresources has no "encryption" and misspells "publicAccessBlock", so both reads fall back
-#: to s3:ListBucket. The shipped policy has AWS's names; the moto auditors get both.
+#: to s3:ListBucket; S3 Control's GetPublicAccessBlock it checks as s3:GetPublicAccessBlock (AWS:
+#: s3:GetAccountPublicAccessBlock). The shipped policy has AWS's names; the moto auditors get both.
 MOTO_S3_ACTION_NAMES = {"s3:GetBucketPublicAccessBlock": "s3:ListBucket",
-                        "s3:GetEncryptionConfiguration": "s3:ListBucket"}
+                        "s3:GetEncryptionConfiguration": "s3:ListBucket",
+                        "s3:GetAccountPublicAccessBlock": "s3:GetPublicAccessBlock"}
 
 
 def shipped_policy(without: tuple[str, ...] = ()) -> dict:
@@ -66,6 +73,19 @@ def _auditor(moto: MotoServer, account: str, policy: dict | None = None) -> tupl
     return key["AccessKeyId"], key["SecretAccessKey"]
 
 
+@contextmanager
+def auditor_policy(moto: MotoServer, account: str, policy: dict) -> Iterator[None]:
+    """The auditor of ``account`` holds ``policy`` inside the block, its former policy after."""
+    iam = moto.client("iam", account)
+    before = iam.get_group_policy(GroupName="auditors", PolicyName="audit")["PolicyDocument"]
+    iam.put_group_policy(GroupName="auditors", PolicyName="audit", PolicyDocument=json.dumps(policy))
+    try:
+        yield
+    finally:
+        iam.put_group_policy(GroupName="auditors", PolicyName="audit",
+                             PolicyDocument=before if isinstance(before, str) else json.dumps(before))
+
+
 def _iam_backend(account: str):
     # moto has no API for the root user's MFA/keys or for ageing credentials (neither has
     # AWS): these few facts are set on the in-process moto server's own state.
@@ -82,14 +102,17 @@ def seed_iam_good(moto: MotoServer, account: str) -> None:
     dev = iam.create_virtual_mfa_device(VirtualMFADeviceName="alice-mfa")["VirtualMFADevice"]
     iam.enable_mfa_device(UserName="alice", SerialNumber=dev["SerialNumber"],
                           AuthenticationCode1="123456", AuthenticationCode2="654321")
-    iam.add_user_to_group(GroupName="auditors", UserName="alice")
+    # A customer-managed policy in use (IAM-010 checks it), on a group of its own: the auditors'
+    # group holds the auditor's policy alone (test_minimal_policy gives it exactly the shipped one).
+    iam.create_group(GroupName="s3-readers")
+    iam.add_user_to_group(GroupName="s3-readers", UserName="alice")
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                      "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}]}
     iam.create_role(RoleName="aws-support", AssumeRolePolicyDocument=json.dumps(trust))
     iam.attach_role_policy(RoleName="aws-support", PolicyArn="arn:aws:iam::aws:policy/AWSSupportAccess")
     pol = iam.create_policy(PolicyName="read-s3", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}]}))
-    iam.attach_group_policy(GroupName="auditors", PolicyArn=pol["Policy"]["Arn"])
+    iam.attach_group_policy(GroupName="s3-readers", PolicyArn=pol["Policy"]["Arn"])
     _iam_backend(account).account_summary._account_mfa_enabled = 1
 
 

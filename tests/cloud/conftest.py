@@ -20,6 +20,7 @@ from cloud_support import (  # noqa: F401  (the fixtures below use them)
     REGIONS_ACCT,
     MINIMAL,
     PARTIAL,
+    SHIPPED_BAD,
     POLICY_FILE,
     OTHER_REGION,
     READ_ONLY_FOR_NETWORK,
@@ -59,6 +60,35 @@ def accounts(k4c_moto: MotoServer) -> dict[str, Account]:
     seed_iam_good(k4c_moto, PARTIAL)
     seed_good(k4c_moto, PARTIAL, REGION)
     return out
+
+
+@pytest.fixture(scope="session")
+def shipped_policy_bad(k4c_moto: MotoServer) -> Account:
+    """Careless logging and storage (a public-read CloudTrail bucket, no account-wide
+    IgnorePublicAcls...), read by an auditor holding only the shipped policy; seeded when first asked for."""
+    from seeding import seed_logging_storage_bad  # noqa: PLC0415
+
+    acct = Account(SHIPPED_BAD, _auditor(k4c_moto, SHIPPED_BAD, shipped_policy()))
+    seed_logging_storage_bad(k4c_moto, SHIPPED_BAD, REGION)
+    return acct
+
+
+@pytest.fixture(scope="session")
+def _suite_runs() -> dict:
+    return {}
+
+
+@pytest.fixture
+def suite_run(_suite_runs, k4c_aws, accounts):
+    """The whole cloud suite run as a seeded account, once per session (several tests read the
+    same run): ``suite_run("bad")``."""
+
+    def get(name: str):
+        if name not in _suite_runs:
+            _suite_runs[name] = k4c_aws(accounts[name])
+        return _suite_runs[name]
+
+    return get
 
 
 @pytest.fixture
