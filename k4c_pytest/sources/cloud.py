@@ -273,6 +273,13 @@ def _error_code(response: dict) -> tuple[str, str]:
     HTTP status: take the code from an XML ``<Code>`` if there is one, and keep it short."""
     err = response.get("Error", {})
     code, message = str(err.get("Code", "Unknown")), str(err.get("Message", ""))
+    if not code:
+        # An XML error botocore could not place (e.g. <Errors><Error> nested one level deeper,
+        # as moto's S3 Control sends it): its code if it has one, else the HTTP status.
+        nested = (response.get("Errors") or {}).get("Error") if isinstance(response.get("Errors"), dict) else None
+        if isinstance(nested, dict) and nested.get("Code"):
+            return str(nested["Code"]), str(nested.get("Message", ""))
+        code = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "Unknown")
     if code.isdigit():
         found = re.search(r"<Code>([^<]+)</Code>", message)
         if found:

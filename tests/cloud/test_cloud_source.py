@@ -93,3 +93,14 @@ def test_two_accounts_logging_storage_eks(k4c_aws_env, run_k4c, accounts, k4c_mo
 
 def _rows(record: dict) -> list[dict]:
     return [dict(zip(e["columns"], row)) for e in record["evidence"] if e["type"] == "table" for row in e["rows"]]
+
+
+def test_error_without_a_code_is_named_by_what_the_answer_has():
+    from k4c_pytest.sources.cloud import _error_code
+
+    nested = {"Error": {"Code": "", "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": 403},
+              "Errors": {"Error": {"Code": "AccessDenied", "Message": "not authorized"}}}
+    assert _error_code(nested) == ("AccessDenied", "not authorized")
+    bare = {"Error": {"Code": "", "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+    assert _error_code(bare) == ("403", "")
+    assert _error_code({"Error": {"Code": "Throttling", "Message": "slow down"}}) == ("Throttling", "slow down")

@@ -79,6 +79,19 @@ def test_shipped_policy_reads_the_region_list(k4c_aws, shipped_policy_bad, k4c_m
         assert cov["status"] == "forbidden"
 
 
+def test_without_account_public_access_block_permission_s3_001_errors(k4c_aws, shipped_policy_bad, k4c_moto):
+    # S3 Control's error answer names the refused call (moto checks it as s3:GetPublicAccessBlock).
+    acct = shipped_policy_bad.id
+    with auditor_policy(k4c_moto, acct, shipped_policy(without=("s3:GetAccountPublicAccessBlock",))), \
+            k4c_moto.iam_authorization():
+        res = k4c_aws(shipped_policy_bad, k="s3_account_public_access_block")
+    assert res.outcomes() == {"K4C-AWS-S3-001": "ERROR"}, res.stdout[-3000:]
+    assert res.control("K4C-AWS-S3-001")["reason"] == (
+        f"could not read s3control:GetPublicAccessBlock {REGION}: account {acct}: AccessDenied: User: "
+        f"arn:aws:iam::{acct}:user/k4c-auditor is not authorized to perform: s3:GetPublicAccessBlock")
+    assert res.results["coverage"][f"aws:{acct}:{REGION}:s3control:GetPublicAccessBlock"]["status"] == "forbidden"
+
+
 @pytest.mark.parametrize("without", [(), ("s3:GetBucketAcl",)], ids=["shipped", "without-GetBucketAcl"])
 def test_shipped_policy_reads_bucket_acls(k4c_aws, shipped_policy_bad, k4c_moto, without):
     # The trail's bucket is public-read and nothing ignores public ACLs: LOG-004 reads its ACL.
