@@ -96,7 +96,7 @@ def pod_spec(rng: Random, app: str, d: int, node: str | None = None) -> dict:
     restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                   "capabilities": {"drop": ["ALL"]}}
     main = {
-        "name": app, "image": f"registry.example.com/team/{app}:1.{d % 40}.{rng.randrange(20)}",
+        "name": app, "image": f"registry.example.com/team/{app}:1.{d % 40}.{d * 7 % 20}",
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
         "env": env,
@@ -346,7 +346,15 @@ def gen_cluster(rng: Random, lay: Layout) -> dict[str, list[dict]]:
         bindings.append({"metadata": meta("ClusterRoleBinding", 400 + r, f"oncall-admin-{r}"),
                          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
                          "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": f"oncall-{r}@example.com"}]})
-    return {"v1/nodes": nodes, "rbac.authorization.k8s.io/v1/clusterroles": cluster_roles,
+    # Each kubelet's /configz answer, as k4c collect records it (every 100th node weak).
+    configz = [{"metadata": {"name": f"node-{n:05d}"}, "kubeletconfig": {
+        "enableServer": True, "port": 10250, "rotateCertificates": True, "protectKernelDefaults": True,
+        "authentication": {"x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"},
+                           "webhook": {"enabled": True, "cacheTTL": "2m0s"}, "anonymous": {"enabled": n % 100 == 0}},
+        "authorization": {"mode": "Webhook"}, "makeIPTablesUtilChains": True,
+        "streamingConnectionIdleTimeout": "4h0m0s", **({"readOnlyPort": 10255} if n % 100 == 0 else {}),
+        "containerRuntimeEndpoint": "unix:///var/run/containerd/containerd.sock"}} for n in range(lay.nodes)]
+    return {"v1/nodes": nodes, "nodes/configz": configz, "rbac.authorization.k8s.io/v1/clusterroles": cluster_roles,
             "rbac.authorization.k8s.io/v1/clusterrolebindings": bindings}
 
 
@@ -377,6 +385,11 @@ def write_snapshot(path: Path, pods: int, namespaces: int, nodes: int, seed: int
             fh.writelines(lines)
             counts[kind.key] = len(lines)
             del lines
+        # The pseudo-kind of the kubelets' configuration: records as k4c collect writes them.
+        configz = [orjson.dumps(obj) + b"\n" for obj in kinds.get("nodes/configz", ())]
+        fh.write(orjson.dumps({"kind": "nodes/configz", "count": len(configz)}) + b"\n")
+        fh.writelines(configz)
+        counts["nodes/configz"] = len(configz)
         fh.write(orjson.dumps({"end": "k4c-snapshot", "objects": sum(counts.values())}) + b"\n")
     header = {"format": "k4c-snapshot", "version": 2, "k4c_version": "bench", "started_at": now, "finished_at": now,
               "target": {"mode": "live", "context": "bench-synthetic", "server": "https://127.0.0.1:6443"},

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING, Iterator
 
+import orjson
+
 from k4c_pytest.outcomes import KindNotServed
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ _TEMPLATE_PATHS = {
 # The order matters only for the report: owners first.
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet",
                   "ReplicationController", "Pod")
+#: The kinds whose template their Pods run (the others' templates are never compared with a Pod).
+_POD_OWNERS = ("ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController", "Job")
 #: The same kinds, each after every kind that can control it.
 _OWNERS_FIRST = ("CronJob", "Deployment", "StatefulSet", "DaemonSet", "ReplicationController", "Job",
                  "ReplicaSet", "Pod")
@@ -174,32 +178,60 @@ def _controller(obj: dict) -> dict | None:
     return None
 
 
-def _same_container(pod_container: dict, template_container: dict) -> bool:
-    """Whether a Pod's container is its template's, not one changed after admission: the same
-    image and securityContext (the fields a webhook that rewrites images or contexts sets)."""
-    return all((pod_container.get(k) or None) == (template_container.get(k) or None)
-               for k in ("image", "securityContext"))
+def _canon(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def extra_spec(pod_spec: dict, template_spec: dict | None) -> dict | None:
+@dataclass(frozen=True, slots=True)
+class _TemplateDigest:
+    """What :func:`collect` keeps of a controller's pod template to compare its Pods with: per
+    container list, each container's name -> its image and securityContext; the volumes; the
+    pod-level rest, serialized. Compact, so the templates of a large cluster's ReplicaSets cost
+    little memory (a whole template per ReplicaSet would keep every streamed one alive)."""
+
+    containers: dict[str, dict[Any, tuple[Any, bytes]]]
+    volumes: frozenset[bytes]
+    pod_level: bytes
+
+    @classmethod
+    def of(cls, pod_meta: dict | None, pod_spec: dict | None) -> "_TemplateDigest":
+        spec = pod_spec if isinstance(pod_spec, dict) else {}
+        containers = {field: {c.get("name"): _container_key(c) for c in spec.get(field) or () if isinstance(c, dict)}
+                      for field in ("initContainers", "containers")}
+        volumes = frozenset(_canon(v) for v in spec.get("volumes") or () if isinstance(v, dict))
+        rest = {k: v for k, v in spec.items() if k not in CONTAINER_FIELDS and k != "volumes"}
+        return cls(containers, volumes, _canon({"metadata": pod_meta or {}, "spec": rest}))
+
+    def template(self) -> dict:
+        """The template's pod-level fields (``{"metadata": ..., "spec": ...}``, containers and
+        volumes left out), for :meth:`Workload.owns_pod_value`."""
+        return orjson.loads(self.pod_level)
+
+
+def _container_key(c: dict) -> tuple[Any, bytes]:
+    # A webhook that rewrites images or security contexts changes these.
+    return c.get("image") or None, _canon(c.get("securityContext") or None)
+
+
+def extra_spec(pod_spec: dict, template_spec: "dict | _TemplateDigest | None") -> dict | None:
     """A copy of an owned Pod's spec with the containers and volumes of its controller's
     template replaced by None; None when every container is the template's.
 
     A container is the template's when the template has one of that name in the same list
     (``initContainers``, ``containers``) with the same image and securityContext; an ephemeral
     container never is. A volume is the template's when the template has an equal one."""
-    template_spec = template_spec if isinstance(template_spec, dict) else {}
+    digest = template_spec if isinstance(template_spec, _TemplateDigest) else _TemplateDigest.of({}, template_spec)
     out = dict(pod_spec)
     extra = False
     for field in CONTAINER_FIELDS:
         items = pod_spec.get(field)
         if not isinstance(items, list):
             continue
-        known = {c.get("name"): c for c in template_spec.get(field) or () if isinstance(c, dict)}
+        known = digest.containers.get(field, {})
         kept: list[dict | None] = []
         for c in items:
             own = isinstance(c, dict) and (field == "ephemeralContainers" or c.get("name") not in known
-                                           or not _same_container(c, known[c.get("name")]))
+                                           or _container_key(c) != known[c.get("name")])
             kept.append(c if own else None)
             extra = extra or own
         out[field] = kept
@@ -207,9 +239,21 @@ def extra_spec(pod_spec: dict, template_spec: dict | None) -> dict | None:
         return None
     volumes = pod_spec.get("volumes")
     if isinstance(volumes, list):
-        known_volumes = [v for v in template_spec.get("volumes") or () if isinstance(v, dict)]
-        out["volumes"] = [v if isinstance(v, dict) and v not in known_volumes else None for v in volumes]
+        out["volumes"] = [v if isinstance(v, dict) and _canon(v) not in digest.volumes else None for v in volumes]
     return out
+
+
+#: Pod-level fields the Pod Security Standards judge: an injection is the same only if these are.
+_POD_LEVEL_JUDGED = ("hostNetwork", "hostPID", "hostIPC", "hostUsers", "securityContext", "os")
+
+
+def _injection_key(owner_ref: str, spec: dict) -> bytes:
+    """Which Pods of one controller carry the same injection: the judged parts of their extra
+    containers and pod-level fields (not names of per-Pod token volumes, node names and the like)."""
+    extra = [(field, i, c.get("name"), c.get("image"), c.get("securityContext"), c.get("ports"), c.get("resources"),
+              c.get("imagePullPolicy"), bool(c.get("livenessProbe")), bool(c.get("readinessProbe")))
+             for field in CONTAINER_FIELDS for i, c in enumerate(spec.get(field) or ()) if isinstance(c, dict)]
+    return _canon([owner_ref, extra, {k: spec.get(k) for k in _POD_LEVEL_JUDGED}])
 
 
 def collect(source: "ClusterSource") -> list[Workload]:
@@ -222,8 +266,11 @@ def collect(source: "ClusterSource") -> list[Workload]:
     One pass matters on a large snapshot, where each pass over the ReplicaSets and Pods parses
     them again."""
     # a seen controller (by uid, and by kind/namespace/name) -> (the ref of the workload that
-    # stands for it, its pod template or None)
-    seen: dict[Any, tuple[str, dict | None]] = {}
+    # stands for it, a digest of its pod template or None)
+    seen: dict[Any, tuple[str, _TemplateDigest | None]] = {}
+    # The Pods of one controller with one injection (a mesh sidecar in every replica) are one
+    # finding: the first stands for the others, so a mesh of 150,000 Pods is not 150,000 workloads.
+    injections: set[bytes] = set()
     result: list[Workload] = []
     objects: dict[str, Any] = {}
     # Every kind is asked for first, in the usual order, so that an unreadable one ends the
@@ -248,7 +295,7 @@ def collect(source: "ClusterSource") -> list[Workload]:
             if kind != "Pod":
                 # No workload kind is controlled by a Pod.
                 ref = by[0] if by is not None else (f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}")
-                entry = (ref, {"metadata": tpl[0], "spec": tpl[1]} if tpl is not None else None)
+                entry = (ref, _TemplateDigest.of(tpl[0], tpl[1]) if tpl is not None and kind in _POD_OWNERS else None)
                 if meta.get("uid"):
                     seen[meta["uid"]] = entry
                 seen[(kind, ns, name)] = entry
@@ -256,11 +303,14 @@ def collect(source: "ClusterSource") -> list[Workload]:
                 continue
             pod_meta, pod_spec, path = tpl
             if by is not None:
-                template = by[1] or {}
-                spec = extra_spec(pod_spec, template.get("spec")) if kind == "Pod" else None
+                digest = by[1] or _TemplateDigest.of({}, {})
+                spec = extra_spec(pod_spec, digest) if kind == "Pod" else None
                 if spec is not None:
-                    result.append(Workload(kind, ns, name, o, pod_meta, spec, path, extra_of=by[0],
-                                           owner_template=template))
+                    key = _injection_key(by[0], spec)
+                    if key not in injections:
+                        injections.add(key)
+                        result.append(Workload(kind, ns, name, o, pod_meta, spec, path, extra_of=by[0],
+                                               owner_template=digest.template()))
                 continue
             result.append(Workload(kind, ns, name, o, pod_meta, pod_spec, path))
     # Reported in the usual order of kinds, whatever order they were read in.
