@@ -279,3 +279,21 @@ def test_cluster_images_include_the_extra_containers_once():
     assert {image: [(u.workload, u.container) for u in us] for image, us in usages.items()} == {
         "app:1": [("Deployment/shop/web", "containers/app")],
         "busybox:1.36": [("Pod/shop/web-5d8-a", "ephemeralContainers/debug")]}
+
+
+def test_replicas_with_one_injection_are_one_workload_and_another_injection_is_another():
+    # A mesh injects the same sidecar into every replica; only per-Pod names (the token volume
+    # mounted into it, the node) differ. One Pod stands for them; a replica whose injected
+    # container differs in what controls judge is a workload of its own.
+    def sidecar(token: str, privileged: bool = False) -> dict:
+        return {"name": "istio-proxy", "image": "istio/proxyv2:1.24", "securityContext": {"privileged": privileged},
+                "volumeMounts": [{"name": f"kube-api-access-{token}", "mountPath": "/var/run/secrets"}]}
+
+    objects = _owned({**TEMPLATE, "nodeName": "n0", "containers": [*TEMPLATE["containers"], sidecar("a0")]})
+    for i, (token, privileged) in enumerate([("b1", False), ("c2", False), ("d3", True)], 1):
+        objects.append(obj("Pod", f"web-5d8-{token}", uid=f"p{i + 1}", owner=("ReplicaSet", "web-5d8", "r1"),
+                           spec={**TEMPLATE, "nodeName": f"n{i}", "containers": [*TEMPLATE["containers"],
+                                                                                  sidecar(token, privileged)]}))
+    found = _collect(objects)
+    assert sorted(found) == ["Deployment/shop/web", "Pod/shop/web-5d8-a", "Pod/shop/web-5d8-d3"]
+    assert [c["securityContext"]["privileged"] for _, _, c in found["Pod/shop/web-5d8-d3"].containers()] == [True]
