@@ -36,12 +36,14 @@ _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotF
 
 @dataclass
 class ProxyRequest:
-    """What a rule sees of a request: method, path (no query), the query as a dict, headers."""
+    """What a rule sees of a request: method, path (no query), the query as a dict, headers,
+    and the body (None when there is none)."""
 
     method: str
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    body: bytes | None = None
 
     @property
     def path_with_query(self) -> str:
@@ -265,11 +267,11 @@ class FaultProxy:
 
     def _handle(self, h: _Handler) -> None:
         split = urlsplit(h.path)
-        req = ProxyRequest(h.command, split.path, dict(parse_qsl(split.query, keep_blank_values=True)),
-                           {k: v for k, v in h.headers.items()})
-        self.requests.append((h.command, h.path))
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else None
+        req = ProxyRequest(h.command, split.path, dict(parse_qsl(split.query, keep_blank_values=True)),
+                           {k: v for k, v in h.headers.items()}, body)
+        self.requests.append((h.command, h.path))
         reply = None
         for rule in list(self.rules):
             reply = rule(req)

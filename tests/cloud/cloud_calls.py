@@ -106,3 +106,76 @@ def policy_allows(policy: dict, action: str) -> bool:
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
     return IAMPolicy(json.dumps(policy)).is_action_permitted(action) == PermissionResult.PERMITTED
+
+
+# -- requests on the wire ------------------------------------------------------------------------
+
+#: SigV4 signing names that are not the botocore service name.
+_SIGNING_TO_SERVICE = {"access-analyzer": "accessanalyzer"}
+
+
+def wire_operations(req) -> tuple[str, set[str]]:
+    """The service of a request seen between boto3 and AWS (a FaultProxy ``ProxyRequest``) and
+    the operations it can be, read from the request alone with botocore's service model: the
+    ``Action`` of a query/EC2 body, the JSON protocol's ``X-Amz-Target``, or for REST services
+    the operations whose method, URI template and query parameters fit (S3 serves some
+    operations at the same URI, e.g. ListBuckets and ListDirectoryBuckets: all are returned)."""
+    from k4c_pytest.testing.moto_server import signed_for
+
+    signing, _ = signed_for(req)
+    service = "s3control" if signing == "s3" and req.path.startswith("/v20180820/") else \
+        _SIGNING_TO_SERVICE.get(signing, signing)
+    if service not in _services():
+        return service or "(unsigned)", set()
+    model = service_model(service)
+    protocol = model.metadata["protocol"]
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    if protocol in ("query", "ec2"):
+        from urllib.parse import parse_qsl
+
+        form = dict(parse_qsl((req.body or b"").decode()))
+        action = form.get("Action") or req.query.get("Action")
+        return service, {action} if action in model.operation_names else set()
+    if protocol == "json":
+        action = headers.get("x-amz-target", "").rpartition(".")[2]
+        return service, {action} if action in model.operation_names else set()
+    if protocol in ("rest-json", "rest-xml"):
+        return service, _rest_operations(model, req.method, req.path, req.query)
+    return service, set()
+
+
+def _template(path: str) -> "re.Pattern[str]":
+    import re
+
+    out, pos = "", 0
+    for m in re.finditer(r"\{([^}]+)\}", path):
+        out += re.escape(path[pos:m.start()]) + (".+" if m.group(1).endswith("+") else "[^/]+")
+        pos = m.end()
+    return re.compile(out + re.escape(path[pos:]))
+
+
+def _rest_operations(model, method: str, path: str, query: dict[str, str]) -> set[str]:
+    from urllib.parse import parse_qsl
+
+    scored: dict[tuple[int, int], set[str]] = {}
+    for name in model.operation_names:
+        op = model.operation_model(name)
+        template, _, literal_query = op.http["requestUri"].partition("?")
+        if op.http["method"] != method or not _template(template).fullmatch(path):
+            continue
+        need = dict(parse_qsl(literal_query, keep_blank_values=True))
+        if any(k not in query or (v and query[k] != v) for k, v in need.items()):
+            continue
+        members = op.input_shape.members if op.input_shape is not None else {}
+        in_query = {m.serialization.get("name", n): m for n, m in members.items()
+                    if m.serialization.get("location") == "querystring"}
+        required = op.input_shape.required_members if op.input_shape is not None else []
+        if any(members[r].serialization.get("location") == "querystring"
+               and members[r].serialization.get("name", r) not in query for r in required):
+            continue
+        takes_any = any(m.type_name == "map" for m in in_query.values())
+        if not takes_any and not set(query) <= set(in_query) | set(need):
+            continue  # a query parameter this operation does not take
+        literal_chars = len(_template(template).pattern.replace("[^/]+", "").replace(".+", ""))
+        scored.setdefault((len(need), literal_chars), set()).add(name)
+    return scored[max(scored)] if scored else set()

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from k4c_pytest.testing.moto_server import MotoServer
 
@@ -58,6 +58,13 @@ class Account:
     id: str
     key: tuple[str, str]
     names: dict = field(default_factory=dict)
+
+
+@dataclass
+class Recorded:
+    """A k4c run (``res``: its K4CResult) and the requests it sent (FaultProxy ``ProxyRequest``s)."""
+    res: Any
+    requests: list
 
 
 def _auditor(moto: MotoServer, account: str, policy: dict | None = None) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from cloud_support import (  # noqa: F401  (the fixtures below use them)
     MOTO_S3_ACTION_NAMES,
     shipped_policy,
     Account,
+    Recorded,
     _auditor,
     _iam_backend,
     seed_iam_good,
@@ -79,13 +80,25 @@ def _suite_runs() -> dict:
 
 
 @pytest.fixture
-def suite_run(_suite_runs, k4c_aws, accounts):
+def suite_run(_suite_runs, k4c_aws, k4c_aws_env, k4c_moto, accounts):
     """The whole cloud suite run as a seeded account, once per session (several tests read the
-    same run): ``suite_run("bad")``."""
+    same run): ``suite_run("bad")`` is a :class:`Recorded`, the run's results and every request
+    k4c sent, seen on the way to moto by a pass-through FaultProxy (no rule answers anything)."""
+    from k4c_pytest.testing.moto_server import fault_proxy
 
-    def get(name: str):
+    def get(name: str) -> Recorded:
         if name not in _suite_runs:
-            _suite_runs[name] = k4c_aws(accounts[name])
+            seen: list = []
+
+            def record(req):
+                seen.append(req)
+                return None  # pass it on to moto unchanged
+
+            with fault_proxy(k4c_moto, [record]) as proxy:
+                k4c_aws_env.setenv("AWS_CA_BUNDLE", proxy.ca_path)
+                res = k4c_aws(accounts[name], endpoint=proxy.url)
+                k4c_aws_env.delenv("AWS_CA_BUNDLE")
+            _suite_runs[name] = Recorded(res, seen)
         return _suite_runs[name]
 
     return get
@@ -95,10 +108,10 @@ def suite_run(_suite_runs, k4c_aws, accounts):
 def k4c_aws(k4c_aws_env, k4c_moto, run_k4c):
     """Run the cloud suite as one seeded account: ``k4c_aws(accounts["bad"], k="iam")``."""
 
-    def run(account: Account, *args: str, k: str | None = None, regions=(REGION,)):
+    def run(account: Account, *args: str, k: str | None = None, regions=(REGION,), endpoint: str | None = None):
         k4c_aws_env.setenv("AWS_ACCESS_KEY_ID", account.key[0])
         k4c_aws_env.setenv("AWS_SECRET_ACCESS_KEY", account.key[1])
-        return run_k4c(f"--k4c-aws-endpoint-url={k4c_moto.endpoint_url}",
+        return run_k4c(f"--k4c-aws-endpoint-url={endpoint or k4c_moto.endpoint_url}",
                        *(f"--k4c-aws-region={r}" for r in regions), "--k4c-aws-max-attempts=2", *args,
                        paths=[SUITE], k=k)
 

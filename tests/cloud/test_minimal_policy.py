@@ -44,7 +44,7 @@ def test_policy_allows_every_call_the_source_can_make():
 
 
 def test_policy_holds_every_call_both_seeded_accounts_make(suite_run):
-    good, bad = suite_run("good"), suite_run("bad")
+    good, bad = suite_run("good").res, suite_run("bad").res
     assert good.outcomes() == {**dict.fromkeys(good.outcomes(), "PASS"), **NO_MOTO}, good.stdout[-3000:]
     assert {c: o for c, o in bad.outcomes().items() if o == "ERROR"} == NO_MOTO, bad.stdout[-3000:]
     calls = coverage_operations(good.results["coverage"]) | coverage_operations(bad.results["coverage"])
