@@ -33,6 +33,11 @@ from k4c_pytest.testing import pki
 K8S_VERSION = os.environ.get("K4C_K8S_VERSION", "v1.37.2")
 ADMIN = "k4c-admin"
 RESTRICTED = "k4c-restricted"
+#: All the restricted identity may do (ClusterRole ``k4c-test:k4c-restricted``): read one object,
+#: the ``default`` Namespace, by name. It can list nothing, so every kind a control lists is a 403.
+RESTRICTED_RULES: tuple[dict, ...] = (
+    {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["default"], "verbs": ["get"]},
+)
 CLUSTER_NAME = "k4c"
 START_TIMEOUT = 90.0
 #: Builds kube-apiserver and etcd into the k4c cache; package data, so installed k4c has it too.
@@ -451,7 +456,8 @@ class ControlPlane:
     """etcd and kube-apiserver on free 127.0.0.1 ports, with a session CA and test identities.
 
     After :meth:`start`: ``url``, ``ca_path``, ``kubeconfig`` (contexts ``k4c-admin``, a
-    system:masters user, and ``k4c-restricted``, a user RBAC grants nothing), ``audit_log``
+    system:masters user, and ``k4c-restricted``, a user bound to a narrow ClusterRole,
+    :data:`RESTRICTED_RULES`: it may get the ``default`` Namespace and list nothing), ``audit_log``
     and ``version``. Use as a context manager, or call :meth:`start` and :meth:`stop`.
 
     ``encryption_config``: ``True`` encrypts Secrets at rest with aescbc; a dict is written as
@@ -720,6 +726,7 @@ class ControlPlane:
                 return False
 
         self._wait("kube-apiserver", self.apiserver_log, ready, time.monotonic() + self.start_timeout)
+        self._grant(RESTRICTED, list(RESTRICTED_RULES), cluster_wide=True)
 
     def _issue_user(self, name: str, groups: list[str]) -> tuple[bytes, bytes]:
         assert self.ca is not None
@@ -758,20 +765,26 @@ class ControlPlane:
         cert_pem, key_pem = self._issue_user(name, list(groups))
         self._apis.pop(name, None)
         if rules is not None:
-            admin = self.api()
-            role = f"k4c-test:{name}"
-            admin.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                         "metadata": {"name": role}, "rules": rules})
-            binding = {"apiVersion": "rbac.authorization.k8s.io/v1",
-                       "kind": "ClusterRoleBinding" if cluster_wide else "RoleBinding",
-                       "metadata": {"name": role, **({} if cluster_wide else {"namespace": namespace})},
-                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]}
-            admin.apply(binding)
-            if rules:
-                self._wait_for_grant(name, list(groups), rules[0], None if cluster_wide else namespace)
+            self._grant(name, rules, cluster_wide, namespace=namespace, groups=list(groups))
         return add_kubeconfig_context(self.kubeconfig, name, self.url, self.ca.cert_pem, cert_pem, key_pem,
                                       cluster=CLUSTER_NAME)
+
+    def _grant(self, name: str, rules: list[dict], cluster_wide: bool, *, namespace: str | None = None,
+               groups: list[str] | None = None) -> None:
+        """Put ``rules`` in ClusterRole ``k4c-test:<name>`` and bind it to user ``name``
+        (cluster-wide, or in ``namespace``); wait until RBAC applies the first rule."""
+        admin = self.api()
+        role = f"k4c-test:{name}"
+        admin.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                     "metadata": {"name": role}, "rules": rules})
+        binding = {"apiVersion": "rbac.authorization.k8s.io/v1",
+                   "kind": "ClusterRoleBinding" if cluster_wide else "RoleBinding",
+                   "metadata": {"name": role, **({} if cluster_wide else {"namespace": namespace})},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]}
+        admin.apply(binding)
+        if rules:
+            self._wait_for_grant(name, list(groups or ()), rules[0], None if cluster_wide else namespace)
 
     def _wait_for_grant(self, user: str, groups: list[str], rule: dict, namespace: str | None,
                         timeout: float = 10.0) -> None:

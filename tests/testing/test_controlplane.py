@@ -24,7 +24,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from k4c_pytest.testing.controlplane import (
-    K8S_VERSION, ControlPlane, ControlPlaneError, ControlPlaneUnavailable, find_binaries,
+    K8S_VERSION, RESTRICTED, RESTRICTED_RULES, ControlPlane, ControlPlaneError, ControlPlaneUnavailable,
+    KubeApiError, find_binaries,
 )
 from k4c_pytest.testing.faults import Reply, Rule
 
@@ -100,6 +101,37 @@ def test_restricted_user_gets_a_real_403(cp):
         _core(cp.kubeconfig, "k4c-restricted").list_pod_for_all_namespaces()
     assert exc.value.status == 403
     assert 'User "k4c-restricted" cannot list resource "pods"' in json.loads(exc.value.body)["message"]
+
+
+def test_restricted_user_is_bound_to_a_narrow_cluster_role(cp):
+    """The issue's restricted identity: a real binding to a real, narrow ClusterRole, which lets
+    it get one Namespace by name and list no kind a control reads (so every ERROR-on-403 test
+    meets a real 403)."""
+    from k4c_pytest.sources.kinds import KNOWN_KINDS
+
+    admin, restricted = cp.api(), cp.api(RESTRICTED)
+    role = admin.read("ClusterRole", None, f"k4c-test:{RESTRICTED}")
+    assert role["rules"] == list(RESTRICTED_RULES)
+    binding = admin.read("ClusterRoleBinding", None, f"k4c-test:{RESTRICTED}")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": f"k4c-test:{RESTRICTED}"}
+    assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("User", RESTRICTED)]
+    # What the role grants works: the binding is in force...
+    assert restricted.read("Namespace", None, "default")["metadata"]["name"] == "default"
+    # ...and nothing more: another Namespace, or listing them, is refused.
+    for path in ("/api/v1/namespaces/kube-system", "/api/v1/namespaces"):
+        with pytest.raises(KubeApiError) as exc:
+            restricted.get(path)
+        assert exc.value.status == 403, path
+    allowed = []
+    for kind in KNOWN_KINDS:
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": RESTRICTED, "resourceAttributes": {
+                      "group": kind.group, "version": kind.version, "resource": kind.plural, "verb": "list"}}}
+        result = admin.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+        if result["status"].get("allowed"):
+            allowed.append(kind.key)
+    assert allowed == []
 
 
 def test_add_user_grants_exactly_its_rules(cp):
