@@ -22,6 +22,8 @@ MINIMAL, PARTIAL = "555555555555", "666666666666"
 #: Seeded on demand: careless logging and storage (a public-read trail bucket...) read by an auditor
 #: holding only the shipped policy.
 SHIPPED_BAD = "999999999999"
+#: Seeded on demand: edge cases of the network controls (tests/cloud/test_network_controls.py).
+NETWORK_EDGES = "888888888888"
 POLICY_FILE = Path(__file__).resolve().parents[2] / "deploy" / "k4c-aws-readonly-policy.json"
 OTHER_REGION = "eu-west-1"
 

@@ -21,6 +21,7 @@ from cloud_support import (  # noqa: F401  (the fixtures below use them)
     MINIMAL,
     PARTIAL,
     SHIPPED_BAD,
+    NETWORK_EDGES,
     POLICY_FILE,
     OTHER_REGION,
     READ_ONLY_FOR_NETWORK,
@@ -71,6 +72,17 @@ def shipped_policy_bad(k4c_moto: MotoServer) -> Account:
 
     acct = Account(SHIPPED_BAD, _auditor(k4c_moto, SHIPPED_BAD, shipped_policy()))
     seed_logging_storage_bad(k4c_moto, SHIPPED_BAD, REGION)
+    return acct
+
+
+@pytest.fixture(scope="session")
+def network_edges(k4c_moto: MotoServer) -> Account:
+    """Edge cases of the network controls (seeding.seed_network_edges): failing in REGION,
+    passing in OTHER_REGION; ``names`` maps each group and NACL made to its id. Seeded when first asked for."""
+    from seeding import seed_network_edges  # noqa: PLC0415
+
+    acct = Account(NETWORK_EDGES, _auditor(k4c_moto, NETWORK_EDGES))
+    acct.names = seed_network_edges(k4c_moto, NETWORK_EDGES, REGION, OTHER_REGION)
     return acct
 
 

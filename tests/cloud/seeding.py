@@ -45,6 +45,59 @@ def seed_network_bad(moto, account: str, region: str) -> None:
         {"IpProtocol": "tcp", "FromPort": 3000, "ToPort": 4000, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
 
 
+def _nacl(ec2, vpc: str, name: str, entries: list[dict]) -> str:
+    """A network ACL with these ingress entries, created in the order given (the API lists them
+    so), each ``{"rule", "action", "protocol", "cidr" or "ipv6", "ports": (from, to)}``."""
+    acl = ec2.create_network_acl(VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "network-acl", "Tags": [{"Key": "Name", "Value": name}]}])["NetworkAcl"]["NetworkAclId"]
+    for e in entries:
+        where = {"Ipv6CidrBlock": e["ipv6"]} if "ipv6" in e else {"CidrBlock": e["cidr"]}
+        ports = {"PortRange": {"From": e["ports"][0], "To": e["ports"][1]}} if "ports" in e else {}
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=e["rule"], Protocol=e["protocol"],
+                                     RuleAction=e["action"], Egress=False, **where, **ports)
+    return acl
+
+
+def seed_network_edges(moto, account: str, fail_region: str, pass_region: str) -> dict[str, str]:
+    """Edge cases of the network controls, default network locked down in both regions.
+
+    ``fail_region``: security groups allowing all traffic (IpProtocol -1) from 0.0.0.0/0 and
+    from ::/0; a NACL allowing 22 and 3389 from ::/0 only (Ipv6CidrBlock); a NACL whose allow-all
+    comes before a deny of every TCP port. ``pass_region``: all traffic allowed only from private
+    ranges; a NACL denying 22 and 3389 from anywhere (v4 and v6) before allowing everything.
+    Entries are created highest rule first, so the API does not list them in evaluation order.
+    Returns the ids of what it made, by name."""
+    ids = {}
+    for region in (fail_region, pass_region):
+        lock_down_default_network(moto, account, region)
+    ec2 = moto.client("ec2", account, fail_region)
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    for name, ranges in (("all-traffic-v4", {"IpRanges": [{"CidrIp": "0.0.0.0/0"}]}),
+                         ("all-traffic-v6", {"Ipv6Ranges": [{"CidrIpv6": "::/0"}]})):
+        ids[name] = ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=ids[name], IpPermissions=[{"IpProtocol": "-1", **ranges}])
+    ids["admin-from-v6"] = _nacl(ec2, vpc, "admin-from-v6", [
+        {"rule": 110, "action": "allow", "protocol": "6", "ipv6": "::/0", "ports": (3389, 3389)},
+        {"rule": 100, "action": "allow", "protocol": "6", "ipv6": "::/0", "ports": (22, 22)}])
+    ids["allow-first"] = _nacl(ec2, vpc, "allow-first", [
+        {"rule": 200, "action": "deny", "protocol": "6", "cidr": "0.0.0.0/0", "ports": (0, 65535)},
+        {"rule": 100, "action": "allow", "protocol": "-1", "cidr": "0.0.0.0/0"}])
+    ec2 = moto.client("ec2", account, pass_region)
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    ids["all-traffic-private"] = ec2.create_security_group(
+        GroupName="all-traffic-private", Description="internal", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=ids["all-traffic-private"], IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "10.0.0.0/8"}], "Ipv6Ranges": [{"CidrIpv6": "fd00::/8"}]}])
+    ids["deny-first"] = _nacl(ec2, vpc, "deny-first", [
+        {"rule": 201, "action": "allow", "protocol": "-1", "ipv6": "::/0"},
+        {"rule": 200, "action": "allow", "protocol": "-1", "cidr": "0.0.0.0/0"},
+        {"rule": 103, "action": "deny", "protocol": "6", "ipv6": "::/0", "ports": (3389, 3389)},
+        {"rule": 102, "action": "deny", "protocol": "6", "ipv6": "::/0", "ports": (22, 22)},
+        {"rule": 101, "action": "deny", "protocol": "6", "cidr": "0.0.0.0/0", "ports": (3389, 3389)},
+        {"rule": 100, "action": "deny", "protocol": "6", "cidr": "0.0.0.0/0", "ports": (22, 22)}])
+    return ids
+
+
 ALL_BLOCKED = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
                "RestrictPublicBuckets": True}
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
