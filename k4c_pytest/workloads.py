@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING, Iterator
 
+import hashlib
+
 import orjson
 
 from k4c_pytest.outcomes import KindNotServed
@@ -179,7 +181,9 @@ def _controller(obj: dict) -> dict | None:
 
 
 def _canon(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    """A 16-byte fingerprint of a JSON value (keys sorted). Not orjson's output itself: each of
+    its bytes objects keeps a 4 KiB buffer, 200 MiB for the templates of a 15,000-pod cluster."""
+    return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +195,8 @@ class _TemplateDigest:
 
     containers: dict[str, dict[Any, tuple[Any, bytes]]]
     volumes: frozenset[bytes]
-    pod_level: bytes
+    #: the pod-level rest as JSON text (a str is allocated at its size)
+    pod_level: str
 
     @classmethod
     def of(cls, pod_meta: dict | None, pod_spec: dict | None) -> "_TemplateDigest":
@@ -200,7 +205,7 @@ class _TemplateDigest:
                       for field in ("initContainers", "containers")}
         volumes = frozenset(_canon(v) for v in spec.get("volumes") or () if isinstance(v, dict))
         rest = {k: v for k, v in spec.items() if k not in CONTAINER_FIELDS and k != "volumes"}
-        return cls(containers, volumes, _canon({"metadata": pod_meta or {}, "spec": rest}))
+        return cls(containers, volumes, orjson.dumps({"metadata": pod_meta or {}, "spec": rest}).decode())
 
     def template(self) -> dict:
         """The template's pod-level fields (``{"metadata": ..., "spec": ...}``, containers and
