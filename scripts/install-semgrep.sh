@@ -12,6 +12,9 @@ VENV="$CACHE/semgrep-venv"
 PYTHON="${PYTHON:-python3}"
 SPEC="semgrep${K4C_SEMGREP_VERSION:+==$K4C_SEMGREP_VERSION}"
 STAMP="$VENV/.k4c-installed-$SPEC"
+# semgrep checks semgrep.dev for a newer version on every run: off this machine's network that
+# waits for a timeout (about 100 s for --version). k4c's runs turn it off too.
+export SEMGREP_ENABLE_VERSION_CHECK=0 SEMGREP_SEND_METRICS=off
 
 if [ ! -f "$STAMP" ] || ! "$VENV/bin/semgrep" --version >/dev/null 2>&1; then
   mkdir -p "$CACHE"

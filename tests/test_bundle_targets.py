@@ -8,38 +8,24 @@ outcomes and their snapshots differ and a mixed-up snapshot would show.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from k4c_pytest import bundle
 from k4c_pytest.sources.cluster_snapshot import read_snapshot
-from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, add_kubeconfig_context
+from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, copy_contexts
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 XDIST = ["-p", "xdist", "-n", "2"]
-
-
-def _fleet(src: Path, dest: Path, contexts: dict[str, str]) -> Path:
-    cfg = yaml.safe_load(src.read_text())
-    for new, old in contexts.items():
-        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == old)
-        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
-        add_kubeconfig_context(dest, new, cluster["server"], base64.b64decode(cluster["certificate-authority-data"]),
-                               base64.b64decode(user["client-certificate-data"]),
-                               base64.b64decode(user["client-key-data"]), cluster=f"cluster-{new}")
-    return dest
 
 
 @pytest.mark.controlplane
 @pytest.mark.parametrize("workers", [[], XDIST], ids=["serial", "xdist"])
 def test_a_multi_cluster_bundle_holds_a_snapshot_per_target_and_reevaluates_each(
         k4c_control_plane, run_k4c, tmp_path, workers):
-    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r/x": RESTRICTED})
+    kubeconfig = copy_contexts(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r/x": RESTRICTED})
     live_dir, offline_dir = tmp_path / "live", tmp_path / "offline"
     paths = [SUITES / "cluster" / "test_rbac.py", SUITES / "cluster" / "test_namespaces.py"]
     live = run_k4c("--k4c-cluster=a", "--k4c-cluster=r/x", f"--k4c-kubeconfig={kubeconfig}",
@@ -73,7 +59,7 @@ def test_a_multi_cluster_bundle_holds_a_snapshot_per_target_and_reevaluates_each
 
 @pytest.mark.controlplane
 def test_a_changed_target_snapshot_is_never_evaluated(k4c_control_plane, run_k4c, tmp_path):
-    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "b": ADMIN})
+    kubeconfig = copy_contexts(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "b": ADMIN})
     live_dir = tmp_path / "live"
     run_k4c("--k4c-cluster=a", "--k4c-cluster=b", f"--k4c-kubeconfig={kubeconfig}", f"--k4c-bundle={live_dir}",
             paths=[SUITES / "cluster" / "test_namespaces.py"])
@@ -87,7 +73,7 @@ def test_a_changed_target_snapshot_is_never_evaluated(k4c_control_plane, run_k4c
 def test_merge_splits_a_multi_cluster_bundle_into_a_column_per_target(k4c_control_plane, run_k4c, tmp_path, capsys):
     from k4c_pytest import cli
 
-    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
+    kubeconfig = copy_contexts(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
     fleet_dir, single_dir = tmp_path / "fleet", tmp_path / "single"
     paths = [SUITES / "cluster" / "test_namespaces.py", SUITES / "code" / "test_ci.py"]
     fleet = run_k4c("--k4c-cluster=a", "--k4c-cluster=r", f"--k4c-kubeconfig={kubeconfig}",
@@ -115,7 +101,7 @@ def test_merge_splits_a_multi_cluster_bundle_into_a_column_per_target(k4c_contro
 @pytest.mark.controlplane
 def test_the_oscal_of_a_multi_cluster_run_names_each_controls_own_target(k4c_control_plane, run_k4c, tmp_path,
                                                                          oscal_validator):
-    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
+    kubeconfig = copy_contexts(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
     root = tmp_path / "fleet"
     run_k4c("--k4c-cluster=a", "--k4c-cluster=r", f"--k4c-kubeconfig={kubeconfig}", f"--k4c-bundle={root}",
             paths=[SUITES / "cluster" / "test_namespaces.py"])

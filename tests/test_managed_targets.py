@@ -9,15 +9,13 @@ gets HTTP 403 on Nodes and so cannot be told managed.
 
 from __future__ import annotations
 
-import base64
 import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
 from k4c_pytest import managed
-from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, add_kubeconfig_context
+from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, copy_contexts
 from managed_support import eks_nodes, node_root  # noqa: F401 (node_root: a fixture)
 
 CLUSTER = Path(__file__).resolve().parents[1] / "suites" / "cluster"
@@ -33,19 +31,6 @@ OWNED_CLUSTER_CONTROL = """
 """
 
 
-def _fleet(src: Path, dest: Path, contexts: dict[str, str]) -> Path:
-    """Contexts of kubeconfig ``src`` copied into ``dest`` under new names ({new: old})."""
-    cfg = yaml.safe_load(src.read_text())
-    for new, old in contexts.items():
-        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == old)
-        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
-        add_kubeconfig_context(dest, new, cluster["server"], base64.b64decode(cluster["certificate-authority-data"]),
-                               base64.b64decode(user["client-certificate-data"]),
-                               base64.b64decode(user["client-key-data"]), cluster=f"cluster-{new}")
-    return dest
-
-
 def _run(run_k4c, kubeconfig: Path, node_root: Path, tmp_path: Path, *contexts: str):
     control = tmp_path / "test_owned_control.py"
     control.write_text(textwrap.dedent(OWNED_CLUSTER_CONTROL))
@@ -56,7 +41,7 @@ def _run(run_k4c, kubeconfig: Path, node_root: Path, tmp_path: Path, *contexts: 
 @pytest.mark.controlplane
 def test_every_target_managed_by_the_same_provider_makes_host_controls_the_providers(
         run_k4c, k4c_control_plane, k4c_kube, node_root, tmp_path):
-    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"eu": ADMIN, "us": ADMIN})
+    kubeconfig = copy_contexts(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"eu": ADMIN, "us": ADMIN})
     with eks_nodes(k4c_kube):
         res = _run(run_k4c, kubeconfig, node_root, tmp_path, "eu", "us")
     host = [r for r in res.controls if r["id"].startswith(("K4C-CL-API-", "K4C-CL-ETCD-"))]
@@ -70,7 +55,7 @@ def test_every_target_managed_by_the_same_provider_makes_host_controls_the_provi
 @pytest.mark.controlplane
 def test_mixed_targets_judge_each_cluster_control_by_its_own_target_and_keep_host_controls(
         run_k4c, k4c_control_plane, k4c_kube, node_root, tmp_path):
-    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"eks": ADMIN, "dc": RESTRICTED})
+    kubeconfig = copy_contexts(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"eks": ADMIN, "dc": RESTRICTED})
     with eks_nodes(k4c_kube):
         res = _run(run_k4c, kubeconfig, node_root, tmp_path, "eks", "dc")
     owned = {r["target"]: r for r in res.controls if r["id"] == "T-OWNED"}

@@ -10,7 +10,6 @@ unreachable target ERRORs only its own controls.
 
 from __future__ import annotations
 
-import base64
 import re
 import textwrap
 import uuid
@@ -21,8 +20,8 @@ from typing import Iterator
 import pytest
 import yaml
 
-from k4c_pytest.testing.controlplane import ADMIN, ControlPlane, ControlPlaneUnavailable, add_kubeconfig_context, \
-    free_port
+from k4c_pytest.testing.controlplane import ADMIN, ControlPlane, copy_contexts, free_port
+from k4c_pytest.testing.fixtures import running
 
 pytestmark = [pytest.mark.controlplane]
 
@@ -66,37 +65,18 @@ def _namespace(compliant: bool) -> list[dict]:
 @pytest.fixture(scope="module")
 def second_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     # Started here, not inside a pytester run: pytester changes HOME for the runs it makes.
-    cp = ControlPlane(tmp_path_factory.mktemp("k4c-second-control-plane"))
-    try:
-        cp.start()
-    except ControlPlaneUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield cp
-    finally:
-        cp.stop()
+    yield from running(ControlPlane(tmp_path_factory.mktemp("k4c-second-control-plane")))
 
-
-def _copy_context(src: Path, dest: Path, name: str, server: str | None = None) -> None:
-    """The admin context of kubeconfig ``src`` as context ``name`` of ``dest`` (its own cluster entry)."""
-    cfg = yaml.safe_load(src.read_text())
-    ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ADMIN)
-    cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-    user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
-    add_kubeconfig_context(dest, name, server or cluster["server"],
-                           base64.b64decode(cluster["certificate-authority-data"]),
-                           base64.b64decode(user["client-certificate-data"]),
-                           base64.b64decode(user["client-key-data"]), cluster=f"cluster-{name}")
 
 
 @pytest.fixture(scope="module")
 def fleet(k4c_control_plane, k4c_kube, second_control_plane, tmp_path_factory) -> Iterator[dict]:
     """Contexts a (compliant), b (not) and gone (a closed port) in one kubeconfig."""
     kubeconfig = tmp_path_factory.mktemp("k4c-fleet") / "kubeconfig"
-    _copy_context(k4c_control_plane.kubeconfig, kubeconfig, "a")
-    _copy_context(second_control_plane.kubeconfig, kubeconfig, "b")
+    copy_contexts(k4c_control_plane.kubeconfig, kubeconfig, {"a": ADMIN})
+    copy_contexts(second_control_plane.kubeconfig, kubeconfig, {"b": ADMIN})
     # Nothing listens there: connecting is refused at once.
-    _copy_context(k4c_control_plane.kubeconfig, kubeconfig, "gone", server=f"https://127.0.0.1:{free_port()}")
+    copy_contexts(k4c_control_plane.kubeconfig, kubeconfig, {"gone": ADMIN}, server=f"https://127.0.0.1:{free_port()}")
     with k4c_kube.applied(*_namespace(True)), second_control_plane.api().applied(*_namespace(False)):
         yield {"kubeconfig": kubeconfig, "planes": {"a": k4c_control_plane, "b": second_control_plane}}
 

@@ -168,6 +168,24 @@ def add_kubeconfig_context(path: Path, name: str, server: str, ca_pem: bytes, ce
     return name
 
 
+def copy_contexts(src: Path, dest: Path, contexts: dict[str, str], server: str | None = None) -> Path:
+    """Copy contexts of kubeconfig ``src`` into ``dest`` under new names (``{new: old}``), each
+    with its own cluster entry (``cluster-<new>``), pointed at ``server`` when given (e.g. a
+    closed port, for an unreachable target). Several names for one control plane stand in for
+    several clusters in a test: ``copy_contexts(cp.kubeconfig, kc, {"a": ADMIN, "r": RESTRICTED})``.
+    Returns ``dest``."""
+    cfg = yaml.safe_load(Path(src).read_text())
+    for new, old in contexts.items():
+        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == old)
+        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
+        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
+        add_kubeconfig_context(dest, new, server or cluster["server"],
+                               base64.b64decode(cluster["certificate-authority-data"]),
+                               base64.b64decode(user["client-certificate-data"]),
+                               base64.b64decode(user["client-key-data"]), cluster=f"cluster-{new}")
+    return Path(dest)
+
+
 # -- a small REST client on plain dicts -----------------------------------------------------------
 
 # kind -> (apiVersion used when only a kind is given, namespaced). Plurals follow _plural().

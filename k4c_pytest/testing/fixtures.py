@@ -16,10 +16,10 @@ from k4c_pytest.testing.controlplane import ControlPlane, ControlPlaneUnavailabl
 from k4c_pytest.testing.faults import FaultProxy
 
 
-@pytest.fixture(scope="session")
-def k4c_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """etcd + kube-apiserver for the session; see :class:`~k4c_pytest.testing.controlplane.ControlPlane`."""
-    cp = ControlPlane(tmp_path_factory.mktemp("k4c-control-plane"))
+def running(cp: ControlPlane) -> Iterator[ControlPlane]:
+    """Start ``cp``, yield it, stop it (also on failure); for fixtures of control planes of
+    their own: ``yield from running(ControlPlane(tmp_path_factory.mktemp("second")))``. A control
+    plane that cannot start fails the test that asked for it, with the reason."""
     try:
         cp.start()
     except ControlPlaneUnavailable as exc:
@@ -28,6 +28,12 @@ def k4c_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cont
         yield cp
     finally:
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def k4c_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver for the session; see :class:`~k4c_pytest.testing.controlplane.ControlPlane`."""
+    yield from running(ControlPlane(tmp_path_factory.mktemp("k4c-control-plane")))
 
 
 @pytest.fixture(scope="session")

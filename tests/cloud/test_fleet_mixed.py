@@ -8,15 +8,13 @@ with its own target, and the terminal summary and the HTML matrix show all four 
 
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cloud_support import REGION, SUITE
-from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, add_kubeconfig_context
+from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, copy_contexts
 
 pytestmark = [pytest.mark.controlplane]
 
@@ -24,22 +22,10 @@ XDIST = ["-p", "xdist", "-n", "2"]
 NAMESPACES = Path(__file__).resolve().parents[2] / "suites" / "cluster" / "test_namespaces.py"
 
 
-def _fleet(src: Path, dest: Path, contexts: dict[str, str]) -> Path:
-    cfg = yaml.safe_load(src.read_text())
-    for new, old in contexts.items():
-        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == old)
-        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
-        add_kubeconfig_context(dest, new, cluster["server"], base64.b64decode(cluster["certificate-authority-data"]),
-                               base64.b64decode(user["client-certificate-data"]),
-                               base64.b64decode(user["client-key-data"]), cluster=f"cluster-{new}")
-    return dest
-
-
 @pytest.mark.parametrize("workers", [[], XDIST], ids=["serial", "xdist"])
 def test_two_clusters_and_two_accounts_in_one_run(k4c_control_plane, k4c_moto, k4c_aws_env, accounts, run_k4c,
                                                   tmp_path, workers):
-    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
+    kubeconfig = copy_contexts(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
     creds = tmp_path / "aws-credentials"
     creds.write_text("".join(f"[{n}]\naws_access_key_id = {accounts[n].key[0]}\n"
                              f"aws_secret_access_key = {accounts[n].key[1]}\n\n" for n in ("good", "bad")))

@@ -32,7 +32,8 @@ from k4c_pytest import cli
 from k4c_pytest.collect import write_snapshot
 from k4c_pytest.sources.cluster_snapshot import read_snapshot
 from k4c_pytest.sources.kubelet_configz import CONFIGZ_KEY
-from k4c_pytest.testing.controlplane import ControlPlaneUnavailable, free_port
+from k4c_pytest.testing.controlplane import free_port
+from k4c_pytest.testing.fixtures import running
 from kubelet_standin import KUBELET_CLIENT_CN, HARDENED, KubeletReachingControlPlane, add_admin_context, nodes, \
     weak_configz
 
@@ -44,15 +45,7 @@ KUBELET_CONTROLS = [f"K4C-CL-KUBELET-{n:03d}" for n in range(1, 10)]
 
 @pytest.fixture(scope="module")
 def kubelet_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeletReachingControlPlane]:
-    cp = KubeletReachingControlPlane(tmp_path_factory.mktemp("k4c-kubelet-cp"))
-    try:
-        cp.start()
-    except ControlPlaneUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield cp
-    finally:
-        cp.stop()
+    yield from running(KubeletReachingControlPlane(tmp_path_factory.mktemp("k4c-kubelet-cp")))
 
 
 def _live(run_k4c, cp, context: str = "k4c-admin", *extra: str):
@@ -239,15 +232,7 @@ def test_a_bundle_of_a_live_run_is_re_evaluated_the_same(run_k4c, kubelet_cp, tm
 
 @pytest.fixture(scope="module")
 def second_kubelet_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeletReachingControlPlane]:
-    cp = KubeletReachingControlPlane(tmp_path_factory.mktemp("k4c-kubelet-cp-b"))
-    try:
-        cp.start()
-    except ControlPlaneUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield cp
-    finally:
-        cp.stop()
+    yield from running(KubeletReachingControlPlane(tmp_path_factory.mktemp("k4c-kubelet-cp-b")))
 
 
 @pytest.fixture

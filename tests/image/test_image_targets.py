@@ -8,14 +8,11 @@ seeded Deployments, ``r`` (the restricted user) gets HTTP 403 on them.
 
 from __future__ import annotations
 
-import base64
-from pathlib import Path
 
 import pytest
-import yaml
 
 from image_helpers import image_record
-from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, add_kubeconfig_context
+from k4c_pytest.testing.controlplane import ADMIN, RESTRICTED, copy_contexts
 
 pytestmark = [pytest.mark.controlplane]
 
@@ -28,22 +25,10 @@ def _deployment(name: str, image: str, run_as_user: int | None) -> dict:
                 "spec": {"securityContext": pod_sc, "containers": [{"name": "main", "image": image}]}}}}
 
 
-def _fleet(src: Path, dest: Path, contexts: dict[str, str]) -> Path:
-    cfg = yaml.safe_load(src.read_text())
-    for new, old in contexts.items():
-        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == old)
-        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
-        add_kubeconfig_context(dest, new, cluster["server"], base64.b64decode(cluster["certificate-authority-data"]),
-                               base64.b64decode(user["client-certificate-data"]),
-                               base64.b64decode(user["client-key-data"]), cluster=f"cluster-{new}")
-    return dest
-
-
 def test_images_of_every_target_are_checked_and_an_unreadable_target_errors_alone(
         pushed, k4c_control_plane, k4c_kube, run_k4c_module, tmp_path):
     host = pushed.host
-    kubeconfig = _fleet(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
+    kubeconfig = copy_contexts(k4c_control_plane.kubeconfig, tmp_path / "kubeconfig", {"a": ADMIN, "r": RESTRICTED})
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "k4c-img-targets"}}
     with k4c_kube.applied(ns, _deployment("web", f"{host}/app:bad", 1000)):
         res = run_k4c_module("--k4c-cluster=a", "--k4c-cluster=r", f"--k4c-kubeconfig={kubeconfig}",
