@@ -197,6 +197,8 @@ class _TemplateDigest:
     volumes: frozenset[bytes]
     #: the pod-level rest as JSON text (a str is allocated at its size)
     pod_level: str
+    #: fingerprint of the pod-level fields the Pod Security Standards judge
+    judged: bytes = b""
 
     @classmethod
     def of(cls, pod_meta: dict | None, pod_spec: dict | None) -> "_TemplateDigest":
@@ -205,7 +207,8 @@ class _TemplateDigest:
                       for field in ("initContainers", "containers")}
         volumes = frozenset(_canon(v) for v in spec.get("volumes") or () if isinstance(v, dict))
         rest = {k: v for k, v in spec.items() if k not in CONTAINER_FIELDS and k != "volumes"}
-        return cls(containers, volumes, orjson.dumps({"metadata": pod_meta or {}, "spec": rest}).decode())
+        return cls(containers, volumes, orjson.dumps({"metadata": pod_meta or {}, "spec": rest}).decode(),
+                   _judged(spec))
 
     def template(self) -> dict:
         """The template's pod-level fields (``{"metadata": ..., "spec": ...}``, containers and
@@ -224,7 +227,10 @@ def extra_spec(pod_spec: dict, template_spec: "dict | _TemplateDigest | None") -
 
     A container is the template's when the template has one of that name in the same list
     (``initContainers``, ``containers``) with the same image and securityContext; an ephemeral
-    container never is. A volume is the template's when the template has an equal one."""
+    container never is. A volume is the template's when the template has an equal one. A Pod
+    with no container of its own is still returned (every container None) when its judged
+    pod-level fields (host namespaces, securityContext, os) differ from the template's or it
+    mounts a host path the template lacks: a webhook changed what the template promised."""
     digest = template_spec if isinstance(template_spec, _TemplateDigest) else _TemplateDigest.of({}, template_spec)
     out = dict(pod_spec)
     extra = False
@@ -240,9 +246,14 @@ def extra_spec(pod_spec: dict, template_spec: "dict | _TemplateDigest | None") -
             kept.append(c if own else None)
             extra = extra or own
         out[field] = kept
-    if not extra:
-        return None
     volumes = pod_spec.get("volumes")
+    if not extra:
+        # No container of its own, but a webhook (or an edit) may have changed what is judged at
+        # pod level (host namespaces, the pod securityContext) or mounted a host path.
+        added_host_path = isinstance(volumes, list) and any(
+            isinstance(v, dict) and "hostPath" in v and _canon(v) not in digest.volumes for v in volumes)
+        if not added_host_path and _judged(pod_spec) == digest.judged:
+            return None
     if isinstance(volumes, list):
         out["volumes"] = [v if isinstance(v, dict) and _canon(v) not in digest.volumes else None for v in volumes]
     return out
@@ -250,6 +261,11 @@ def extra_spec(pod_spec: dict, template_spec: "dict | _TemplateDigest | None") -
 
 #: Pod-level fields the Pod Security Standards judge: an injection is the same only if these are.
 _POD_LEVEL_JUDGED = ("hostNetwork", "hostPID", "hostIPC", "hostUsers", "securityContext", "os")
+
+
+def _judged(spec: dict) -> bytes:
+    # Unset, false and empty all mean "not set" (a defaulted empty securityContext is no change).
+    return _canon({k: spec.get(k) for k in _POD_LEVEL_JUDGED if spec.get(k) not in (None, False, {}, [])})
 
 
 def _injection_key(owner_ref: str, spec: dict) -> bytes:

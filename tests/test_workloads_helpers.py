@@ -267,7 +267,26 @@ def test_owns_pod_value_only_for_what_differs_from_the_template():
 
 def test_extra_spec_of_a_pod_like_its_template_is_none():
     assert workloads.extra_spec(TEMPLATE, TEMPLATE) is None
-    assert workloads.extra_spec({**TEMPLATE, "volumes": [{"name": "x", "hostPath": {"path": "/"}}]}, TEMPLATE) is None
+    # what admission adds to every Pod (the token volume, defaulted empty fields) is no change
+    token = {"name": "kube-api-access-x1", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}
+    assert workloads.extra_spec({**TEMPLATE, "volumes": [*TEMPLATE["volumes"], token], "hostNetwork": False}, TEMPLATE) is None
+    assert workloads.extra_spec({**TEMPLATE, "securityContext": {}}, {**TEMPLATE, "securityContext": None}) is None
+
+
+@pytest.mark.parametrize("change", [
+    {"volumes": [*TEMPLATE["volumes"], {"name": "host", "hostPath": {"path": "/"}}]},
+    {"hostNetwork": True},
+    {"securityContext": {"runAsNonRoot": False, "runAsUser": 0}},
+])
+def test_a_pod_level_change_without_containers_of_its_own_is_the_pods(change):
+    # A webhook changed what the template promised, though every container is the template's.
+    spec = workloads.extra_spec({**TEMPLATE, **change}, TEMPLATE)
+    assert spec is not None and spec["containers"] == [None]
+    found = _collect(_owned({**TEMPLATE, **change}))
+    pod = found["Pod/shop/web-5d8-a"]
+    assert list(pod.containers()) == []
+    changed = next(iter(change))
+    assert pod.owns_pod_value(changed) and not pod.owns_pod_value("hostPID")
     # a controller without a readable template: every container is the Pod's own
     assert workloads.extra_spec(TEMPLATE, None)["containers"] == TEMPLATE["containers"]
 
