@@ -203,6 +203,8 @@ class Kubelet:
     source: str
     flags: dict[str, str] = field(default_factory=dict)
     config_path: str | None = None
+    #: the ``--config-dir`` drop-in files applied, in order
+    dropin_paths: tuple[str, ...] = ()
 
     def value(self, *path: str) -> Any:
         cur: Any = self.config
@@ -643,13 +645,14 @@ class HostSource:
             config = self.read_config(config_path, "KubeletConfiguration", what="the kubelet's --config file")
             source += f" and {config_path}"
         dropins = []
+        paths: list[str] = []
         config_dir = flags.get("config-dir")
         if config_dir:
             paths = self._kubelet_dropins(config_dir)
             dropins = [self.read_config(p, "KubeletConfiguration", what="a kubelet --config-dir drop-in")
                        for p in paths]
             source += f" and drop-ins {', '.join(paths)}" if paths else f" and drop-in folder {config_dir} (empty)"
-        return Kubelet(self.name, kubelet_effective(config, flags, dropins), source, flags, config_path)
+        return Kubelet(self.name, kubelet_effective(config, flags, dropins), source, flags, config_path, tuple(paths))
 
     def _kubelet_dropins(self, folder: str) -> list[str]:
         """The ``*.conf`` files below the kubelet's ``--config-dir``, in the order the kubelet

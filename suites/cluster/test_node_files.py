@@ -164,7 +164,8 @@ def test_pki_key_permissions(host, evidence):
 
 
 def _kubelet_files(host) -> list[str]:
-    """The kubelet's service files, --kubeconfig, client CA file and config file."""
+    """The kubelet's service files, --kubeconfig, client CA file, config file and the
+    ``--config-dir`` drop-ins (configuration too, as sensitive as config.yaml)."""
     from k4c_pytest.sources.host import KUBELET_UNIT_FILES
 
     kubelet = host.kubelet()
@@ -175,14 +176,15 @@ def _kubelet_files(host) -> list[str]:
         paths.append(ca)
     if kubelet.config_path:
         paths.append(kubelet.config_path)
+    paths.extend(kubelet.dropin_paths)
     return [posixpath.normpath(p) for p in dict.fromkeys(paths)]
 
 
 @pytest.mark.control(
     "K4C-CL-FILE-010", title="Kubelet service, kubeconfig, client CA and config files are mode 600 or stricter",
     severity="high", benchmarks={CIS: ["4.1.1", "4.1.5", "4.1.7", "4.1.9"]},
-    remediation="chmod 600 on the kubelet unit files, /etc/kubernetes/kubelet.conf, the client CA file and "
-                "/var/lib/kubelet/config.yaml")
+    remediation="chmod 600 on the kubelet unit files, /etc/kubernetes/kubelet.conf, the client CA file, "
+                "/var/lib/kubelet/config.yaml and the --config-dir drop-ins")
 def test_kubelet_file_permissions(host, evidence):
     rows = _check(host, evidence, _kubelet_files(host), "kubelet files too open", _mode_over(0o600))
     assert not rows, f"{len(rows)} kubelet files are readable or writable by others"
@@ -191,7 +193,8 @@ def test_kubelet_file_permissions(host, evidence):
 @pytest.mark.control(
     "K4C-CL-FILE-011", title="Kubelet service, kubeconfig, client CA and config files are owned by root:root",
     severity="high", benchmarks={CIS: ["4.1.2", "4.1.6", "4.1.8", "4.1.10"]},
-    remediation="chown root:root on the kubelet unit files, kubelet.conf, the client CA file and config.yaml")
+    remediation="chown root:root on the kubelet unit files, kubelet.conf, the client CA file, config.yaml and "
+                "the --config-dir drop-ins")
 def test_kubelet_file_ownership(host, evidence):
     rows = _check(host, evidence, _kubelet_files(host), "kubelet files not owned by root", _owner("root:root"))
     assert not rows, f"{len(rows)} kubelet files are not owned by root:root"

@@ -165,3 +165,20 @@ def test_unreadable_kubelet_dropins_error(run_k4c, tmp_path, layout, where, reas
     assert res.controls and {r["outcome"] for r in res.controls} == {"ERROR"}, res.stdout[-3000:]
     for r in res.controls:
         assert r["reason"].startswith(f"could not read {where} on local: ") and reason in r["reason"], r["reason"]
+
+
+def test_kubelet_dropins_are_kubelet_files_for_modes_and_owners(run_k4c, tmp_path):
+    # A drop-in is kubelet configuration like config.yaml: readable by all or owned by another
+    # user, it fails FILE-010/011 (named), while the compliant files around it do not.
+    node = StaticNode(tmp_path / "root")
+    node.kubelet(HARDENED_KUBELET, f"--config=/var/lib/kubelet/config.yaml --config-dir={DROPINS}")
+    node.file("/etc/kubernetes/kubelet.conf", "apiVersion: v1\nkind: Config\n")
+    node.file("/etc/kubernetes/pki/ca.crt", "-----BEGIN CERTIFICATE-----\n")
+    node.file(f"{DROPINS}/10-ok.conf", {**KUBELET, "readOnlyPort": 0})
+    node.file(f"{DROPINS}/20-open.conf", {**KUBELET, "readOnlyPort": 0}, mode=0o644, owner=(65534, 65534))
+    res = run_k4c(*node.args(), paths=[FILES_SUITE], k="kubelet_file")
+    outcomes = by_id(res)
+    assert outcomes["K4C-CL-FILE-010"] == outcomes["K4C-CL-FILE-011"] == "FAIL", res.stdout[-3000:]
+    for cid in ("K4C-CL-FILE-010", "K4C-CL-FILE-011"):
+        paths = [r.get("path") or r.get("file") for r in res.offenders(cid)]
+        assert paths == [f"{DROPINS}/20-open.conf"], (cid, res.offenders(cid))
