@@ -431,6 +431,16 @@ class HostSource:
             return sorted(out)
         return self._memo("processes", build)
 
+    def process_cwd(self, pid: int) -> str | None:
+        """The working folder of process ``pid`` (None when it cannot be read): where a
+        component's relative paths, such as etcd's default data folder, are."""
+        def build():
+            res = self._run("read a process's working folder", 'readlink "$1" 2>/dev/null || readlink "$2"',
+                            f"{self.path('/proc')}/{int(pid)}/cwd", f"/proc/{int(pid)}/cwd")
+            out = res.stdout.strip()
+            return self._display(out) if res.rc == 0 and out.startswith("/") else None
+        return self._memo(("cwd", pid), build)
+
     def stats(self, paths: Iterable[str]) -> dict[str, FileStat]:
         """Owner, group and mode of each path (host paths; a missing file has ``exists`` False).
 

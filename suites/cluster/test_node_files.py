@@ -9,7 +9,7 @@ import posixpath
 
 import pytest
 
-from k4c_pytest import NotApplicable
+from k4c_pytest import DataUnavailable, NotApplicable
 
 CIS = "cis-k8s-1.10"
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
@@ -81,7 +81,20 @@ def test_manifest_ownership(host, evidence):
 
 
 def _etcd_data_dir(host) -> list[str]:
-    dirs = [c.get("data-dir") or "/var/lib/etcd" for c in host.components("etcd")]
+    """Each etcd's data folder: its --data-dir (flag, ETCD_DATA_DIR or config file), else etcd's
+    own default, ``<name>.etcd`` (``--name``, default ``default``); a relative folder is below the
+    running process's working folder. One k4c cannot place is an ERROR, never a guess."""
+    dirs = []
+    for c in host.components("etcd"):
+        folder = c.get("data-dir") or f"{c.get('name') or 'default'}.etcd"
+        if not folder.startswith("/"):
+            cwd = host.process_cwd(c.pid) if c.pid is not None else None
+            if not cwd:
+                raise DataUnavailable(f"etcd's data folder on {host.name}",
+                                      f"{folder!r} is relative to etcd's working folder, which {c.source} does not "
+                                      f"tell; start etcd with an absolute --data-dir")
+            folder = posixpath.join(cwd, folder)
+        dirs.append(posixpath.normpath(folder))
     return list(dict.fromkeys(dirs))
 
 
