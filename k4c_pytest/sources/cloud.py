@@ -36,6 +36,20 @@ _REGION_DISABLED_CODES = {"AuthFailure", "UnrecognizedClientException", "Invalid
 
 #: The prefix of every read call's name; anything else is refused before it is sent.
 _READ_PREFIXES = ("describe_", "list_", "get_", "generate_credential_report")
+#: Reads that return secret material or data rather than configuration (secret values,
+#: parameters, objects, passwords, credentials): refused too, so that no control -- k4c's or a
+#: user's -- can bring a secret out of the account into evidence.
+_SECRET_READS = {
+    ("secretsmanager", "get_secret_value"), ("secretsmanager", "batch_get_secret_value"),
+    ("secretsmanager", "get_random_password"),
+    ("ssm", "get_parameter"), ("ssm", "get_parameters"), ("ssm", "get_parameters_by_path"),
+    ("ssm", "get_parameter_history"),
+    ("s3", "get_object"), ("s3", "get_object_torrent"), ("ec2", "get_password_data"),
+    ("ecr", "get_authorization_token"), ("ecr-public", "get_authorization_token"),
+    ("sts", "get_session_token"), ("sts", "get_federation_token"), ("codeartifact", "get_authorization_token"),
+    ("cognito-identity", "get_credentials_for_identity"), ("sso", "get_role_credentials"),
+    ("lightsail", "get_instance_access_details"), ("kms", "get_parameters_for_import"),
+}
 
 
 @dataclass
@@ -201,6 +215,8 @@ class CloudSource:
 
         if not operation.startswith(_READ_PREFIXES):
             raise ValueError(f"k4c only reads: {service}:{operation} is not a read call")
+        if (service, operation) in _SECRET_READS:
+            raise ValueError(f"k4c reads configuration, never secrets or data: {service}:{operation} is refused")
         key = (profile, service, operation, region, json.dumps(params, sort_keys=True, default=str))
         if not cache:
             key = (*key, time.monotonic())

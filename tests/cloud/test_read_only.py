@@ -127,3 +127,31 @@ def _unprefix(url: str):
         if parts.netloc != want and parts.netloc.endswith("." + want):
             request.url = urlunsplit(parts._replace(netloc=want))
     return hook
+
+
+@pytest.mark.parametrize("service, operation, params", [
+    ("secretsmanager", "get_secret_value", {"SecretId": "db"}),
+    ("ssm", "get_parameter", {"Name": "/db/password", "WithDecryption": True}),
+    ("s3", "get_object", {"Bucket": PROBE_BUCKET, "Key": "k"}),
+    ("ec2", "get_password_data", {"InstanceId": "i-0"}),
+    ("sts", "get_session_token", {}),
+])
+def test_source_refuses_reads_of_secrets_and_data_before_sending_them(k4c_moto, k4c_aws_env, probe_account,
+                                                                       service, operation, params):
+    from k4c_pytest.sources.cloud import CloudSource
+    from k4c_pytest.testing.moto_server import fault_proxy
+
+    seen: list = []
+    with fault_proxy(k4c_moto, [lambda req: seen.append(req)]) as proxy:
+        k4c_aws_env.setenv("AWS_ACCESS_KEY_ID", probe_account.key[0])
+        k4c_aws_env.setenv("AWS_SECRET_ACCESS_KEY", probe_account.key[1])
+        k4c_aws_env.setenv("AWS_CA_BUNDLE", proxy.ca_path)
+        src = CloudSource([None], [REGION], proxy.url, max_attempts=1)
+        acct = src.accounts[0]
+        # sts:get_caller_identity, a Get k4c needs, goes through.
+        assert src.read(acct, "sts", "get_caller_identity", REGION)["Account"]
+        sent = len(seen)
+        with pytest.raises(ValueError, match=f"never secrets or data: {service}:{operation} is refused$"):
+            src.read(acct, service, operation, REGION, params)
+        assert len(seen) == sent  # nothing left the source
+    assert not any(k.endswith(f":{service}:{operation}") for k in src.coverage_report())
