@@ -4,6 +4,8 @@ source's one call wrapper refuses any other operation before anything is sent.""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from cloud_calls import coverage_operations, is_read, service_model, wire_operations
@@ -50,6 +52,22 @@ def probe_account(k4c_moto) -> Account:
     return acct
 
 
+@contextlib.contextmanager
+def _watched_source(k4c_moto, k4c_aws_env, probe_account):
+    """A CloudSource of the probe account reaching moto through a pass-through proxy that keeps
+    every request it forwards: ``(source, account, requests seen)``."""
+    from k4c_pytest.sources.cloud import CloudSource
+    from k4c_pytest.testing.moto_server import fault_proxy
+
+    seen: list = []
+    with fault_proxy(k4c_moto, [lambda req: seen.append(req)]) as proxy:
+        k4c_aws_env.setenv("AWS_ACCESS_KEY_ID", probe_account.key[0])
+        k4c_aws_env.setenv("AWS_SECRET_ACCESS_KEY", probe_account.key[1])
+        k4c_aws_env.setenv("AWS_CA_BUNDLE", proxy.ca_path)
+        src = CloudSource([None], [REGION], proxy.url, max_attempts=1)
+        yield src, src.accounts[0], seen
+
+
 @pytest.mark.parametrize("service, operation, params", [
     ("s3", "delete_bucket", {"Bucket": PROBE_BUCKET}),
     ("s3", "put_bucket_acl", {"Bucket": PROBE_BUCKET, "ACL": "public-read"}),
@@ -60,16 +78,7 @@ def probe_account(k4c_moto) -> Account:
 ])
 def test_source_refuses_any_call_but_a_read_before_sending_it(k4c_moto, k4c_aws_env, probe_account,
                                                               service, operation, params):
-    from k4c_pytest.sources.cloud import CloudSource
-    from k4c_pytest.testing.moto_server import fault_proxy
-
-    seen: list = []
-    with fault_proxy(k4c_moto, [lambda req: seen.append(req)]) as proxy:
-        k4c_aws_env.setenv("AWS_ACCESS_KEY_ID", probe_account.key[0])
-        k4c_aws_env.setenv("AWS_SECRET_ACCESS_KEY", probe_account.key[1])
-        k4c_aws_env.setenv("AWS_CA_BUNDLE", proxy.ca_path)
-        src = CloudSource([None], [REGION], proxy.url, max_attempts=1)
-        acct = src.accounts[0]
+    with _watched_source(k4c_moto, k4c_aws_env, probe_account) as (src, acct, seen):
         # The channel works: a read goes through.
         assert PROBE_BUCKET in {b["Name"] for b in src.read(acct, "s3", "list_buckets", REGION)["Buckets"]}
         sent = len(seen)
@@ -138,16 +147,7 @@ def _unprefix(url: str):
 ])
 def test_source_refuses_reads_of_secrets_and_data_before_sending_them(k4c_moto, k4c_aws_env, probe_account,
                                                                        service, operation, params):
-    from k4c_pytest.sources.cloud import CloudSource
-    from k4c_pytest.testing.moto_server import fault_proxy
-
-    seen: list = []
-    with fault_proxy(k4c_moto, [lambda req: seen.append(req)]) as proxy:
-        k4c_aws_env.setenv("AWS_ACCESS_KEY_ID", probe_account.key[0])
-        k4c_aws_env.setenv("AWS_SECRET_ACCESS_KEY", probe_account.key[1])
-        k4c_aws_env.setenv("AWS_CA_BUNDLE", proxy.ca_path)
-        src = CloudSource([None], [REGION], proxy.url, max_attempts=1)
-        acct = src.accounts[0]
+    with _watched_source(k4c_moto, k4c_aws_env, probe_account) as (src, acct, seen):
         # sts:get_caller_identity, a Get k4c needs, goes through.
         assert src.read(acct, "sts", "get_caller_identity", REGION)["Account"]
         sent = len(seen)
