@@ -64,6 +64,11 @@ def _missing(*flags: str):
     return problem
 
 
+def _not_loopback(c):
+    bound = c.get("bind-address")
+    return None if bound == "127.0.0.1" else f"--bind-address={bound or '0.0.0.0 (default)'}"
+
+
 # -- kube-apiserver (1.2) ----------------------------------------------------------------------
 
 @pytest.mark.control(
@@ -428,9 +433,7 @@ def test_controller_manager_rotate_server_cert(host, evidence):
     "K4C-CL-CM-006", title="kube-controller-manager listens on loopback only", severity="medium",
     benchmarks={CIS: ["1.3.7"]}, remediation="Set --bind-address=127.0.0.1.")
 def test_controller_manager_bind_address(host, evidence):
-    rows = _check(host, evidence, CONTROLLER_MANAGER, "not bound to loopback",
-                  lambda c: None if c.get("bind-address") == "127.0.0.1"
-                  else f"--bind-address={c.get('bind-address') or '0.0.0.0 (default)'}")
+    rows = _check(host, evidence, CONTROLLER_MANAGER, "not bound to loopback", _not_loopback)
     assert not rows, f"{len(rows)} kube-controller-manager instances listen beyond loopback"
 
 
@@ -448,7 +451,5 @@ def test_scheduler_profiling(host, evidence):
     "K4C-CL-SCHED-002", title="kube-scheduler listens on loopback only", severity="medium",
     benchmarks={CIS: ["1.4.2"]}, remediation="Set --bind-address=127.0.0.1.")
 def test_scheduler_bind_address(host, evidence):
-    rows = _check(host, evidence, SCHEDULER, "not bound to loopback",
-                  lambda c: None if c.get("bind-address") == "127.0.0.1"
-                  else f"--bind-address={c.get('bind-address') or '0.0.0.0 (default)'}")
+    rows = _check(host, evidence, SCHEDULER, "not bound to loopback", _not_loopback)
     assert not rows, f"{len(rows)} kube-scheduler instances listen beyond loopback"
