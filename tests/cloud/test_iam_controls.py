@@ -54,3 +54,18 @@ def test_access_denied_errors_naming_the_call(k4c_aws, accounts, k4c_moto):
     assert cov["status"] == "forbidden"
     # One denied read serves every control that needs it: the report was asked for once.
     assert cov["requests"] == 1
+
+
+def test_access_denied_errors_every_control_reading_beyond_what_is_allowed(k4c_aws, accounts, k4c_moto):
+    # The whole cloud suite, read by an auditor allowed sts:GetCallerIdentity and ec2:Describe*
+    # only: whatever needs another service ERRORs (real AccessDenied from moto), never passes.
+    with k4c_moto.iam_authorization():
+        res = k4c_aws(accounts["denied"])
+    outcomes = res.outcomes()
+    decided = {c: o for c, o in outcomes.items() if o != "ERROR"}
+    # What EC2's Describe calls alone decide (security groups, NACLs, VPC flow logs) may be
+    # decided; EBS encryption by default is a Get, denied too. Nothing else.
+    assert all(c.startswith(("K4C-AWS-NET-", "K4C-AWS-LOG-007")) or o == "N/A" for c, o in decided.items()), decided
+    assert {c for c, o in outcomes.items() if o == "ERROR"} >= {
+        "K4C-AWS-LOG-002", "K4C-AWS-LOG-003", "K4C-AWS-LOG-005", "K4C-AWS-LOG-006",
+        "K4C-AWS-S3-002", "K4C-AWS-S3-003", "K4C-AWS-S3-004", "K4C-AWS-EBS-001"}, outcomes

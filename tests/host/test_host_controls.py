@@ -89,8 +89,9 @@ def test_two_hosts_one_run_each(run_k4c, hardened_node, k4c_sshd):
 def test_unreachable_host_errors(run_k4c, hardened_node, k4c_sshd, tmp_path):
     port = free_port()  # nothing listens there
     spec = f"ssh://root@127.0.0.1:{port}?ssh_config={k4c_sshd.client_config}"
+    # Every host control: the control plane's flags, etcd, the kubelet and the node's files.
     res = run_k4c(f"--k4c-hosts={spec},paramiko://root@127.0.0.1:{port}", f"--k4c-host-root={hardened_node.root}",
-                  paths=[HOST_SUITES[1], HOST_SUITES[3]])
+                  paths=HOST_SUITES)
     assert res.controls and {r["outcome"] for r in res.controls} == {"ERROR"}, res.stdout[-3000:]
     assert all("cannot reach the host" in r["reason"] for r in res.controls)
     assert res.ret == 1
