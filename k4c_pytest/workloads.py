@@ -107,6 +107,21 @@ class Workload:
         return _dig(mine, path) != _dig(self.owner_template.get(under), path)
 
 
+def outside_system(cluster: "ClusterSource", settings) -> list[Workload]:
+    """The workloads the container controls judge: every one outside the system namespaces
+    (``k4c_system_namespaces``)."""
+    return [w for w in cluster.workloads() if not settings.is_system_namespace(w.namespace)]
+
+
+def note_scope(evidence, settings, what: str, *, init_and_ephemeral: bool = True) -> None:
+    """The evidence note of a container control: what it checked, of which workloads."""
+    containers = "; init and ephemeral containers included, and" if init_and_ephemeral else ", and"
+    evidence.note(f"Checked {what} of every workload outside the system namespaces "
+                  f"({', '.join(sorted(settings.system_namespaces))}), each pod template once under its "
+                  f"top-level owner{containers} an owned Pod's containers its owner's template lacks "
+                  "(kubectl debug, webhook injection) under the Pod.")
+
+
 def service_account_name(pod_spec: dict) -> str:
     """The service account a pod spec runs as: ``serviceAccountName``, else the deprecated
     ``serviceAccount``, else ``default`` (what the API server's admission fills in)."""

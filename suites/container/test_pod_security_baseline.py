@@ -18,6 +18,7 @@ from __future__ import annotations
 import pytest
 
 from k4c_pytest import security_context as sc
+from k4c_pytest.workloads import note_scope as _note, outside_system as _workloads
 from k4c_pytest.security_context import offender
 
 CIS, NSA, PSS = "cis-k8s-1.10", "nsa-cisa-1.2", "pss"
@@ -38,17 +39,6 @@ APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 LIFECYCLE_HANDLERS = ("postStart", "preStop")
-
-
-def _workloads(cluster, settings):
-    return [w for w in cluster.workloads() if not settings.is_system_namespace(w.namespace)]
-
-
-def _note(evidence, settings, what: str) -> None:
-    evidence.note(f"Checked {what} of every workload outside the system namespaces "
-                  f"({', '.join(sorted(settings.system_namespaces))}), each pod template once under its "
-                  "top-level owner; init and ephemeral containers included, and an owned Pod's containers "
-                  "its owner's template lacks (kubectl debug, webhook injection) under the Pod.")
 
 
 def _profile_type(profile) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import pytest
 
 from k4c_pytest import security_context as sc
+from k4c_pytest.workloads import note_scope as _note, outside_system as _workloads
 from k4c_pytest.security_context import CONTAINER, DEFAULT, offender
 
 CIS, NSA, PSS = "cis-k8s-1.10", "nsa-cisa-1.2", "pss"
@@ -30,17 +31,6 @@ CIS, NSA, PSS = "cis-k8s-1.10", "nsa-cisa-1.2", "pss"
 ALLOWED_VOLUMES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim",
                    "projected", "secret")
 PROFILE_TYPES = frozenset({"RuntimeDefault", "Localhost"})
-
-
-def _workloads(cluster, settings):
-    return [w for w in cluster.workloads() if not settings.is_system_namespace(w.namespace)]
-
-
-def _note(evidence, settings, what: str) -> None:
-    evidence.note(f"Checked {what} of every workload outside the system namespaces "
-                  f"({', '.join(sorted(settings.system_namespaces))}), each pod template once under its "
-                  "top-level owner; init and ephemeral containers included, and an owned Pod's containers "
-                  "its owner's template lacks (kubectl debug, webhook injection) under the Pod.")
 
 
 def _forbidden_volume_type(volume: dict) -> str | None:

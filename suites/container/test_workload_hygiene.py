@@ -16,6 +16,7 @@ import pytest
 from k4c_pytest import security_context as sc
 from k4c_pytest.container_plugin import image_name
 from k4c_pytest.security_context import offender
+from k4c_pytest.workloads import note_scope, outside_system as _workloads
 
 CIS, NSA = "cis-k8s-1.10", "nsa-cisa-1.2"
 RESOURCES = ("cpu", "memory")
@@ -25,15 +26,8 @@ _DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
 _BATCH_KINDS = ("Job", "CronJob")
 
 
-def _workloads(cluster, settings):
-    return [w for w in cluster.workloads() if not settings.is_system_namespace(w.namespace)]
-
-
 def _note(evidence, settings, what: str) -> None:
-    evidence.note(f"Checked {what} of every workload outside the system namespaces "
-                  f"({', '.join(sorted(settings.system_namespaces))}), each pod template once under its "
-                  "top-level owner, and an owned Pod's containers its owner's template lacks (kubectl debug, "
-                  "webhook injection) under the Pod.")
+    note_scope(evidence, settings, what, init_and_ephemeral=False)
 
 
 def _resourced(pod_spec: dict):
