@@ -323,16 +323,6 @@ def run_checkov(exe: Path, folder: Path, workdir: Path, timeout: float | None) -
     return wall, proc.returncode, failed, note
 
 
-def print_profile(profile: Path, limit: int = 30) -> None:
-    import pstats
-
-    stats = pstats.Stats(str(profile))
-    print(f"\n-- top {limit} by own time --")
-    stats.sort_stats("tottime").print_stats(limit)
-    print(f"\n-- top {limit} by cumulative time --")
-    stats.sort_stats("cumulative").print_stats(limit)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -411,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             for r in slow:
                 print(f"  {r['duration_seconds']:8.2f} s  {r['id']}  {r['outcome']}")
         if profile:
+            from snapshot_scale import print_profile  # the benchmarks' one profile printer (bench/)
+
             print_profile(profile)
         met = wall / floor <= TARGET_RATIO and (ck_wall is None or ck_wall / wall >= TARGET_SPEEDUP)
         if ck_wall is not None and not ck_done and ck_wall / wall < TARGET_SPEEDUP:

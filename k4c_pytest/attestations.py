@@ -343,16 +343,12 @@ def _text(entry: dict, key: str, at: str, option: str = OPTION) -> str:
 
 
 def _date(entry: dict, key: str, at: str) -> date:
+    from k4c_pytest.waivers import yaml_date
+
     value = entry.get(key)
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
+    parsed = yaml_date(value)
+    if parsed is not None:
+        return parsed
     if value is None:
         raise _fail(at, f"missing {key} (YYYY-MM-DD)")
     raise _fail(at, f"{key} {value!r} is not a date (YYYY-MM-DD)")

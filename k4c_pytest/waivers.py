@@ -128,9 +128,9 @@ def _fail(where: str, message: str) -> pytest.UsageError:
     return pytest.UsageError(f"{OPTION}: {where}: {message}")
 
 
-def _date(value: Any, where: str) -> date | None:
-    if value is None:
-        return None
+def yaml_date(value: Any) -> date | None:
+    """A date from YAML (which parses ``2026-01-31`` itself) or an ISO string; None otherwise.
+    Shared with the attestations file."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -139,8 +139,17 @@ def _date(value: Any, where: str) -> date | None:
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
-            pass
-    raise _fail(where, f"expires {value!r} is not a date (YYYY-MM-DD)")
+            return None
+    return None
+
+
+def _date(value: Any, where: str) -> date | None:
+    if value is None:
+        return None
+    parsed = yaml_date(value)
+    if parsed is None:
+        raise _fail(where, f"expires {value!r} is not a date (YYYY-MM-DD)")
+    return parsed
 
 
 def _text(entry: dict, key: str, where: str, required: bool = False) -> str | None:
