@@ -87,7 +87,7 @@ def test_region_not_enabled_errors(proxied, accounts):
     # What EC2 answers in a region the account has not opted in to.
     rule = When("ec2", aws_error(401, "AuthFailure", "AWS was not able to validate the provided access "
                                                      "credentials", "ec2"), region=DISABLED_REGION)
-    res = proxied(accounts["good"], [rule], k="test_network or ebs", regions=(REGION, DISABLED_REGION))
+    res = proxied(accounts["good"], [rule], k="test_network or ebs or vpc_flow_logs", regions=(REGION, DISABLED_REGION))
     assert set(res.outcomes().values()) == {"ERROR"}, res.stdout[-3000:]
     reason = res.control("K4C-AWS-EBS-001")["reason"]
     assert reason == (f"could not read ec2:GetEbsEncryptionByDefault {DISABLED_REGION}: account "
